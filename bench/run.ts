@@ -1,0 +1,12 @@
+/** `npm run bench [name...]`: run the benchmarks (all by default). Never part of CI. */
+import { benchStartup } from './startup.js';
+
+const benchmarks: Record<string, () => Promise<void>> = {
+  startup: () => benchStartup(),
+};
+
+const selected = process.argv.slice(2);
+for (const [name, run] of Object.entries(benchmarks)) {
+  if (selected.length > 0 && !selected.includes(name)) continue;
+  await run();
+}

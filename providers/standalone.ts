@@ -1,0 +1,87 @@
+import type { JsonObject } from '../src/json.js';
+import type { ProviderPlugin } from '../src/plugin.js';
+import type { JsonSchema } from '../src/schema.js';
+import { normalizeRootUrl } from '../src/state.js';
+
+interface StandaloneConfig extends JsonObject {
+  rootURL: string;
+  clientID: string;
+  accessToken: string;
+  workerPoolID: string;
+  workerGroup: string;
+  workerID: string;
+}
+
+const requiredString = (description: string): JsonSchema => ({ type: 'string', minLength: 1, description });
+
+/** Schema pieces shared by providers whose identity is written in the config. */
+export const providerMetadataSchema: JsonSchema = {
+  type: 'object',
+  description: 'Extra provider metadata passed to the worker.',
+  additionalProperties: true,
+};
+
+export const workerLocationSchema: JsonSchema = {
+  type: 'object',
+  description: 'Extra worker location entries (string values), added to `cloud`.',
+  additionalProperties: { type: 'string' },
+};
+
+const plugin: ProviderPlugin<StandaloneConfig> = {
+  name: 'standalone',
+  dynamic: false,
+  secretKeys: ['accessToken'],
+  schema: {
+    type: 'object',
+    required: ['rootURL', 'clientID', 'accessToken', 'workerPoolID', 'workerGroup', 'workerID'],
+    properties: {
+      rootURL: requiredString('Root URL of the Taskcluster deployment.'),
+      clientID: requiredString('Client ID of the credentials the worker uses.'),
+      accessToken: requiredString('Access token of those credentials (secret).'),
+      workerPoolID: requiredString('Worker pool ID, `<provisionerId>/<workerType>`.'),
+      workerGroup: requiredString('Worker group.'),
+      workerID: requiredString('Worker ID.'),
+      providerMetadata: providerMetadataSchema,
+      workerLocation: workerLocationSchema,
+    },
+  },
+  usage: `The provider for a worker whose whole identity and credentials are in the
+runner config. It does not talk to worker-manager: nothing is registered and
+nothing is removed when the worker exits. Prefer \`static\` where
+worker-manager is available.
+
+\`\`\`yaml
+provider:
+  providerType: standalone
+  rootURL: https://tc.example.com
+  clientID: project/my-worker
+  accessToken: ...
+  workerPoolID: proj/workers
+  workerGroup: datacenter-1
+  workerID: host-17
+  providerMetadata: {rack: r4}        # optional
+  workerLocation: {datacenter: dc1}   # optional, string values
+\`\`\`
+
+The worker location is \`{cloud: standalone}\` plus the configured entries.`,
+  create(config) {
+    return {
+      async configureRun(state) {
+        state.rootUrl = normalizeRootUrl(config.rootURL);
+        state.providerId = 'standalone';
+        state.credentials = { clientId: config.clientID, accessToken: config.accessToken };
+        state.workerPoolId = config.workerPoolID;
+        state.workerGroup = config.workerGroup;
+        state.workerId = config.workerID;
+        state.workerLocation = { cloud: 'standalone', ...(config['workerLocation'] as Record<string, string> | undefined) };
+        state.providerMetadata = { ...(config['providerMetadata'] as JsonObject | undefined) };
+        return undefined;
+      },
+      async useCachedRun() {},
+      workerStarted() {},
+      async workerFinished() {},
+    };
+  },
+};
+
+export default plugin;

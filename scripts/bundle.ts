@@ -1,0 +1,27 @@
+/**
+ * Build step: bundle the CLI (the tsc output) into dist/bundle/ with
+ * esbuild. Loading one file instead of a hundred small modules is most of
+ * start-worker's startup time on a slow boot disk. Plugins stay separate
+ * chunks, loaded only when selected, and the precompiled validators and the
+ * version are bundled in.
+ */
+import { readFileSync } from 'node:fs';
+import { build } from 'esbuild';
+
+const root = new URL('../../', import.meta.url);
+const { version } = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string };
+
+await build({
+  entryPoints: { 'start-worker': new URL('dist/src/cli.js', root).pathname },
+  outdir: new URL('dist/bundle/', root).pathname,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20.19',
+  sourcemap: true,
+  logLevel: 'warning',
+  define: { START_WORKER_VERSION: JSON.stringify(version) },
+  // Bundled CommonJS (the validators, some dependencies) calls require().
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+});

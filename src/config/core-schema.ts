@@ -1,0 +1,53 @@
+import type { JsonSchema } from '../schema.js';
+
+/**
+ * The top level of the runner configuration. The provider, worker and
+ * logging sections are completed by the schema of the plugin their
+ * `providerType` / `implementation` selects.
+ */
+export const coreSchema: JsonSchema = {
+  type: 'object',
+  required: ['provider', 'worker'],
+  properties: {
+    provider: {
+      type: 'object',
+      description: 'How this worker learns who it is. `providerType` selects a provider; its other keys are described under Providers.',
+      required: ['providerType'],
+      properties: { providerType: { type: 'string', description: 'The provider to use.' } },
+      additionalProperties: true,
+    },
+    worker: {
+      type: 'object',
+      description: 'The worker to run. `implementation` selects a worker implementation; its other keys are described under Worker implementations.',
+      required: ['implementation'],
+      properties: { implementation: { type: 'string', description: 'The worker implementation to use.' } },
+      additionalProperties: true,
+    },
+    workerConfig: {
+      type: 'object',
+      description:
+        'Worker configuration with the lowest precedence: configuration from worker-manager, then secrets, are merged over it (objects merge, arrays concatenate, other values are replaced).',
+      default: {},
+      additionalProperties: true,
+    },
+    logging: {
+      type: 'object',
+      description: 'Where start-worker and the worker log. `implementation` selects a log destination.',
+      default: { implementation: 'stdio' },
+      required: ['implementation'],
+      properties: { implementation: { type: 'string', description: 'The log destination to use.', default: 'stdio' } },
+      additionalProperties: true,
+    },
+    getSecrets: {
+      type: 'boolean',
+      description: 'Read worker configuration and files from the Taskcluster secrets service.',
+      default: true,
+    },
+    cacheOverRestarts: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'A file in which to cache the run state (including credentials), so that a worker that restarts (for example after a reboot) continues the same run instead of registering again.',
+    },
+  },
+};

@@ -1,0 +1,25 @@
+import type { JsonObject } from '../json.js';
+
+export interface ProviderSection extends JsonObject {
+  providerType: string;
+}
+
+export interface WorkerSection extends JsonObject {
+  implementation: string;
+}
+
+export interface LoggingSection extends JsonObject {
+  implementation: string;
+}
+
+/** The runner configuration after validation, with defaults filled in. */
+export interface RunnerConfig {
+  provider: ProviderSection;
+  worker: WorkerSection;
+  /** Worker configuration with the lowest precedence (worker-manager and secrets override it). */
+  workerConfig: JsonObject;
+  logging: LoggingSection;
+  getSecrets: boolean;
+  /** Path of the file the run state is cached in over restarts. */
+  cacheOverRestarts?: string;
+}

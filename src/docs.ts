@@ -1,0 +1,55 @@
+import { coreSchema } from './config/core-schema.js';
+import { PLUGIN_SECTIONS, type PluginKind, type PluginRegistry } from './registry.js';
+import type { JsonSchema } from './schema.js';
+
+const KIND_TITLES: Record<PluginKind, string> = {
+  provider: 'Providers',
+  worker: 'Worker implementations',
+  logging: 'Logging',
+};
+
+function typeOf(schema: JsonSchema): string {
+  if (schema.const !== undefined) return `\`${JSON.stringify(schema.const)}\``;
+  if (schema.enum !== undefined) return schema.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ');
+  if (schema.oneOf ?? schema.anyOf) return (schema.oneOf ?? schema.anyOf)!.map(typeOf).join(' or ');
+  if (schema.type === 'array' && schema.items) return `array of ${typeOf(schema.items)}`;
+  if (schema.type === 'object' && typeof schema.additionalProperties === 'object') {
+    return `map of ${typeOf(schema.additionalProperties)}`;
+  }
+  return schema.type ?? 'any';
+}
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n+/g, ' ');
+}
+
+/** A table of a schema's keys: name, type, whether required, default, description. */
+function keyTable(schema: JsonSchema, prefix: string, skip: string[] = []): string {
+  const rows = Object.entries(schema.properties ?? {})
+    .filter(([key]) => !skip.includes(key))
+    .map(([key, property]) => {
+      const required = schema.required?.includes(key) ? 'yes' : '';
+      const defaultValue = property.default === undefined ? '' : `\`${JSON.stringify(property.default)}\``;
+      return `| \`${prefix}${key}\` | ${cell(typeOf(property))} | ${required} | ${defaultValue} | ${cell(property.description ?? '')} |`;
+    });
+  if (rows.length === 0) return '_No other keys._\n';
+  return ['| Key | Type | Required | Default | Description |', '| --- | --- | --- | --- | --- |', ...rows, ''].join('\n');
+}
+
+/**
+ * The runner configuration reference, generated from the schemas and usage
+ * texts of the core and of every plugin the registry knows, so the docs
+ * cannot drift from the code.
+ */
+export async function renderReference(registry: PluginRegistry): Promise<string> {
+  const parts = ['### Top level', '', keyTable(coreSchema, '')];
+  for (const kind of ['provider', 'worker', 'logging'] as PluginKind[]) {
+    const { section, selector } = PLUGIN_SECTIONS[kind];
+    parts.push(`### ${KIND_TITLES[kind]}`, '');
+    for (const name of registry.names(kind)) {
+      const plugin = await registry.get(kind, name);
+      parts.push(`#### \`${section}.${selector}: ${name}\``, '', plugin.usage.trim(), '', keyTable(plugin.schema, `${section}.`));
+    }
+  }
+  return parts.join('\n');
+}

@@ -1,0 +1,45 @@
+import type { JsonObject } from '../json.js';
+import type { LoggingPlugin } from '../plugin.js';
+import { timestamp, toUnstructured } from './format.js';
+import type { LogDestination, LogLevel, LogSource } from './logger.js';
+import { StderrWriter } from './stderr.js';
+
+const LEVEL_PREFIX: Record<LogLevel, string> = { debug: 'debug: ', info: '', warn: 'warning: ', error: 'error: ' };
+
+/** Text lines on stderr, each prefixed with an ISO-8601 UTC timestamp. */
+export class StdioDestination implements LogDestination {
+  constructor(private readonly out = new StderrWriter()) {}
+
+  write(level: LogLevel, source: LogSource, message: string | JsonObject): void {
+    const text = typeof message === 'string' ? message : toUnstructured(message);
+    const line = `${timestamp()} ${LEVEL_PREFIX[level]}${text}\n`;
+    if (source === 'worker') this.out.queue(line);
+    else this.out.writeNow(line);
+  }
+
+  /** The worker's stderr passes through unchanged (but redacted). */
+  writeWorkerStderr(line: string): void {
+    this.out.queue(`${line}\n`);
+  }
+
+  flush(): void {
+    this.out.flush();
+  }
+}
+
+const plugin: LoggingPlugin = {
+  name: 'stdio',
+  schema: { type: 'object', properties: {} },
+  usage: `Logs to stderr, one line per message, each prefixed with an ISO-8601 UTC
+timestamp. Structured messages from the worker are rendered as their
+\`textPayload\` followed by \`key: value\` pairs sorted by key. The worker's own
+stderr passes through unchanged. This is the default.
+
+\`\`\`yaml
+logging:
+  implementation: stdio
+\`\`\``,
+  create: () => new StdioDestination(),
+};
+
+export default plugin;

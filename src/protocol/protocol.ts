@@ -1,0 +1,212 @@
+import type { Writable } from 'node:stream';
+import { errorMessage } from '../errors.js';
+import { isJsonObject, type JsonObject } from '../json.js';
+import type { Logger } from '../logging/logger.js';
+import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from './framing.js';
+import {
+  checkRunnerMessage,
+  isCapability,
+  MESSAGE_CAPABILITY,
+  parseErrorReport,
+  RUNNER_CAPABILITIES,
+  type Capability,
+  type ErrorReport,
+  type RunnerMessage,
+} from './messages.js';
+
+export interface ProtocolHandlers {
+  /** A valid error-report from the worker. */
+  errorReport?: (report: ErrorReport) => void;
+  /** The worker asked for the machine to be shut down. */
+  shutdown?: () => void;
+}
+
+export interface ProtocolOptions {
+  log: Logger;
+  /** The worker's stdin, or null for a worker that does not speak the protocol. */
+  toWorker: Writable | null;
+  maxLineBytes?: number;
+  /** False when the worker's stdout is plain log output, not the protocol. */
+  speaksProtocol?: boolean;
+}
+
+/**
+ * The runner's side of the worker protocol: `~{json}` lines on the worker's
+ * stdout and stdin. It negotiates capabilities, forwards `log` messages and
+ * plain lines to the logger, hands error reports and shutdown requests to
+ * their handlers, and sends only messages of agreed capabilities.
+ */
+export class WorkerProtocol {
+  private readonly log: Logger;
+  private readonly toWorker: Writable | null;
+  private readonly speaksProtocol: boolean;
+  private readonly splitter: LineSplitter;
+  private readonly handlers: ProtocolHandlers = {};
+  private agreed = new Set<Capability>();
+  private helloReceived = false;
+  private resolveInitialized!: () => void;
+  private resolveEof!: () => void;
+  private writable: boolean;
+  private waitingForDrain: string[] | undefined;
+
+  /** Resolves when the worker said hello. */
+  readonly initialized: Promise<void>;
+  /** Resolves when the worker's stdout has been read to the end. */
+  readonly eof: Promise<void>;
+
+  constructor(options: ProtocolOptions) {
+    this.log = options.log;
+    this.toWorker = options.toWorker;
+    this.speaksProtocol = options.speaksProtocol ?? true;
+    this.writable = this.toWorker !== null;
+    this.initialized = new Promise((resolve) => (this.resolveInitialized = resolve));
+    this.eof = new Promise((resolve) => (this.resolveEof = resolve));
+    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    this.splitter = new LineSplitter(
+      maxLineBytes,
+      (line) => this.receiveLine(line),
+      (bytes) =>
+        this.log.warn(`worker wrote a line of ${bytes} bytes, longer than the limit of ${maxLineBytes} (worker.maxLineBytes); dropped it`),
+    );
+    this.toWorker?.on('error', (err) => {
+      // The worker closed its stdin or exited: nothing more can be sent.
+      this.writable = false;
+      this.log.debug(`cannot write to the worker's stdin any more: ${errorMessage(err)}`);
+    });
+  }
+
+  setHandlers(handlers: ProtocolHandlers): void {
+    Object.assign(this.handlers, handlers);
+  }
+
+  /** Begin the negotiation: tell the worker what the runner supports. */
+  start(): void {
+    if (this.speaksProtocol) this.send({ type: 'welcome', capabilities: [...RUNNER_CAPABILITIES] });
+  }
+
+  /** Whether the capability was agreed. False until the worker says hello. */
+  capable(capability: Capability): boolean {
+    return this.agreed.has(capability);
+  }
+
+  get capabilities(): Capability[] {
+    return [...this.agreed].sort();
+  }
+
+  get saidHello(): boolean {
+    return this.helloReceived;
+  }
+
+  /** Bytes from the worker's stdout. */
+  receive(chunk: Buffer): void {
+    this.splitter.push(chunk);
+  }
+
+  /** The worker's stdout has ended. */
+  end(): void {
+    this.splitter.end();
+    this.resolveEof();
+  }
+
+  /**
+   * Send a message if its capability was agreed (welcome needs none).
+   * Returns false when it was not sent.
+   */
+  send(message: RunnerMessage): boolean {
+    const capability = MESSAGE_CAPABILITY[message.type];
+    if (capability !== undefined && !this.agreed.has(capability)) return false;
+    const problem = checkRunnerMessage(message);
+    if (problem !== undefined) {
+      this.log.error(`not sending an invalid ${message.type} message to the worker: ${problem}`);
+      return false;
+    }
+    if (!this.writable || this.toWorker === null) return false;
+    this.write(`~${JSON.stringify(message)}\n`);
+    return true;
+  }
+
+  private write(line: string): void {
+    const toWorker = this.toWorker!;
+    if (this.waitingForDrain !== undefined) {
+      this.waitingForDrain.push(line);
+      return;
+    }
+    if (toWorker.write(line)) return;
+    // The pipe is full: hold further messages until the worker reads.
+    this.waitingForDrain = [];
+    toWorker.once('drain', () => {
+      const queued = this.waitingForDrain ?? [];
+      this.waitingForDrain = undefined;
+      for (const next of queued) if (this.writable) this.write(next);
+    });
+  }
+
+  private receiveLine(line: string): void {
+    if (!this.speaksProtocol || line.charCodeAt(0) !== 0x7e /* ~ */) {
+      this.log.worker({ textPayload: line });
+      return;
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(line.slice(1));
+    } catch (err) {
+      this.log.warn(`worker sent a protocol line that is not valid JSON (${errorMessage(err)}); ignored it`);
+      return;
+    }
+    if (!isJsonObject(message) || typeof message['type'] !== 'string') {
+      this.log.warn('worker sent a protocol message without a string "type"; ignored it');
+      return;
+    }
+    this.dispatch(message['type'], message);
+  }
+
+  private dispatch(type: string, message: JsonObject): void {
+    if (type === 'hello') {
+      this.receiveHello(message);
+      return;
+    }
+    const capability = MESSAGE_CAPABILITY[type];
+    if (capability === undefined || type === 'graceful-termination' || type === 'new-credentials') {
+      this.log.warn(`worker sent a message of unknown type "${type}"; ignored it`);
+      return;
+    }
+    if (!this.agreed.has(capability)) {
+      this.log.warn(`worker sent a "${type}" message, but capability "${capability}" was not agreed; ignored it`);
+      return;
+    }
+    switch (type) {
+      case 'log': {
+        const body = message['body'];
+        if (isJsonObject(body)) this.log.worker(body);
+        else this.log.warn('worker sent a log message whose body is not an object; ignored it');
+        return;
+      }
+      case 'error-report': {
+        const report = parseErrorReport(message);
+        if (typeof report === 'string') this.log.warn(`worker sent an invalid error-report (${report}); dropped it`);
+        else this.handlers.errorReport?.(report);
+        return;
+      }
+      case 'shutdown':
+        this.handlers.shutdown?.();
+        return;
+    }
+  }
+
+  private receiveHello(message: JsonObject): void {
+    const offered = message['capabilities'];
+    if (!Array.isArray(offered)) {
+      this.log.warn('worker sent hello without a capabilities array; running with no capabilities');
+    }
+    const theirs = Array.isArray(offered) ? offered : [];
+    const unknown = theirs.filter((c) => !isCapability(c));
+    if (unknown.length > 0) {
+      this.log.warn(`worker offered capabilities start-worker does not support: ${unknown.map(String).join(', ')}`);
+    }
+    if (this.helloReceived) this.log.warn('worker said hello again; using its latest capabilities');
+    this.agreed = new Set(theirs.filter(isCapability));
+    this.helloReceived = true;
+    this.log.info(`worker capabilities: ${this.capabilities.join(', ') || '(none)'}`);
+    this.resolveInitialized();
+  }
+}

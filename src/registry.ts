@@ -1,0 +1,107 @@
+import { StartWorkerError } from './errors.js';
+import type { JsonObject } from './json.js';
+import type { LoggingPlugin, PluginDescriptor, ProviderPlugin, WorkerPlugin } from './plugin.js';
+import type { JsonSchema } from './schema.js';
+
+export type PluginKind = 'provider' | 'worker' | 'logging';
+
+export interface PluginByKind {
+  provider: ProviderPlugin;
+  worker: WorkerPlugin;
+  logging: LoggingPlugin;
+}
+
+type AnyPlugin = PluginDescriptor<unknown, JsonObject>;
+type Loader<P> = () => Promise<{ default: P }>;
+
+/** The config section and selector key of each kind of plugin. */
+export const PLUGIN_SECTIONS: Record<PluginKind, { section: string; selector: string; title: string }> = {
+  provider: { section: 'provider', selector: 'providerType', title: 'provider type' },
+  worker: { section: 'worker', selector: 'implementation', title: 'worker implementation' },
+  logging: { section: 'logging', selector: 'implementation', title: 'logging implementation' },
+};
+
+/**
+ * Built-in plugins, imported only when selected, so that a standalone run
+ * never loads a cloud SDK.
+ */
+const BUILTINS: { [K in PluginKind]: Record<string, Loader<PluginByKind[K]>> } = {
+  provider: {
+    standalone: () => import('../providers/standalone.js'),
+  },
+  worker: {
+    dummy: () => import('../workers/dummy.js'),
+  },
+  logging: {
+    stdio: () => import('./logging/stdio.js'),
+  },
+};
+
+/** Finds providers, worker implementations and log destinations by name. */
+export class PluginRegistry {
+  private readonly loaders: { [K in PluginKind]: Map<string, Loader<PluginByKind[K]>> } = {
+    provider: new Map(Object.entries(BUILTINS.provider)),
+    worker: new Map(Object.entries(BUILTINS.worker)),
+    logging: new Map(Object.entries(BUILTINS.logging)),
+  };
+  private readonly builtinNames = new Set(
+    (Object.keys(BUILTINS) as PluginKind[]).flatMap((kind) => Object.keys(BUILTINS[kind]).map((name) => `${kind}:${name}`)),
+  );
+
+  names(kind: PluginKind): string[] {
+    return [...this.loaders[kind].keys()].sort();
+  }
+
+  has(kind: PluginKind, name: string): boolean {
+    return this.loaders[kind].has(name);
+  }
+
+  isBuiltin(kind: PluginKind, name: string): boolean {
+    return this.builtinNames.has(`${kind}:${name}`);
+  }
+
+  /** Every plugin this registry knows, loaded (for docs and build-time schema compilation). */
+  async all(): Promise<{ kind: PluginKind; plugin: PluginByKind[PluginKind] }[]> {
+    const kinds = Object.keys(this.loaders) as PluginKind[];
+    const entries = kinds.flatMap((kind) => this.names(kind).map((name) => ({ kind, name })));
+    return Promise.all(entries.map(async ({ kind, name }) => ({ kind, plugin: await this.get(kind, name) })));
+  }
+
+  /** Load a plugin; an unknown name is an error listing the known ones. */
+  async get<K extends PluginKind>(kind: K, name: string): Promise<PluginByKind[K]> {
+    const loader = this.loaders[kind].get(name);
+    if (loader === undefined) throw new StartWorkerError(this.unknownMessage(kind, name));
+    return (await loader()).default;
+  }
+
+  unknownMessage(kind: PluginKind, name: string): string {
+    const { section, selector, title } = PLUGIN_SECTIONS[kind];
+    return `${section}.${selector}: unknown ${title} '${name}'; known: ${this.names(kind).join(', ')}`;
+  }
+
+  /** Register a plugin from an external module; a name already taken is an error. */
+  add<K extends PluginKind>(kind: K, plugin: PluginByKind[K], origin: string): void {
+    if (this.loaders[kind].has(plugin.name)) {
+      const owner = this.isBuiltin(kind, plugin.name) ? 'a built-in' : 'another plugin';
+      throw new StartWorkerError(`plugin ${origin}: ${PLUGIN_SECTIONS[kind].title} '${plugin.name}' is already provided by ${owner}`);
+    }
+    this.loaders[kind].set(plugin.name, () => Promise.resolve({ default: plugin }));
+  }
+}
+
+/**
+ * The complete schema of a plugin's config section: the plugin's own keys
+ * plus the selector key (`providerType` / `implementation`) naming it.
+ */
+export function sectionSchema(kind: PluginKind, plugin: AnyPlugin): JsonSchema {
+  const { selector } = PLUGIN_SECTIONS[kind];
+  return {
+    ...plugin.schema,
+    type: 'object',
+    required: [selector, ...(plugin.schema.required ?? [])],
+    properties: {
+      [selector]: { type: 'string', const: plugin.name },
+      ...plugin.schema.properties,
+    },
+  };
+}

@@ -1,0 +1,136 @@
+import { writeFile } from 'node:fs/promises';
+import { errorMessage, StartWorkerError } from '../errors.js';
+import type { Logger } from '../logging/logger.js';
+import { LineSplitter } from '../protocol/framing.js';
+import { WorkerProtocol } from '../protocol/protocol.js';
+import type { RunningWorker, WorkerExit, WorkerLaunch } from './types.js';
+
+/** How long to wait for the worker's output to end after it exited, before killing what holds it open. */
+const OUTPUT_DRAIN_MS = 5000;
+
+export interface SpawnOptions {
+  log: Logger;
+  maxLineBytes?: number;
+}
+
+/**
+ * Start a worker process with the protocol on its stdin/stdout. The worker
+ * leads its own process group, so a forced stop, and the clean-up after it
+ * exits, reach everything it started.
+ */
+export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): Promise<RunningWorker> {
+  const { log } = options;
+  const { execa } = await import('execa');
+  const subprocess = execa(launch.file, launch.args, {
+    env: launch.env ?? {},
+    extendEnv: true,
+    cwd: launch.cwd,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    detached: true,
+    buffer: false,
+    reject: false,
+    encoding: 'buffer',
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      subprocess.once('spawn', resolve);
+      subprocess.once('error', reject);
+    });
+  } catch (err) {
+    throw new StartWorkerError(`cannot start worker ${launch.file}: ${errorMessage(err)}`);
+  }
+  const pid = subprocess.pid!;
+  void subprocess.catch(() => undefined); // failures are reported through the exit status
+
+  const protocol = new WorkerProtocol({
+    log,
+    toWorker: subprocess.stdin,
+    maxLineBytes: options.maxLineBytes,
+    speaksProtocol: launch.protocol ?? true,
+  });
+  subprocess.stdout.on('data', (chunk: Buffer) => protocol.receive(chunk));
+  subprocess.stdout.once('close', () => protocol.end());
+
+  const stderrLines = new LineSplitter(
+    options.maxLineBytes ?? 1_048_576,
+    (line) => log.workerStderr(line),
+    (bytes) => log.warn(`worker wrote a stderr line of ${bytes} bytes, longer than the limit; dropped it`),
+  );
+  const stderrDone = new Promise<void>((resolve) => {
+    subprocess.stderr.on('data', (chunk: Buffer) => stderrLines.push(chunk));
+    subprocess.stderr.once('close', () => {
+      stderrLines.end();
+      resolve();
+    });
+  });
+
+  const killGroup = (): void => {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // the group is already gone
+    }
+  };
+  // If the runner itself goes away, do not leave the worker behind.
+  process.once('exit', killGroup);
+
+  const processExit = new Promise<WorkerExit>((resolve) => {
+    subprocess.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+
+  const exited = (async () => {
+    const status = await processExit;
+    // Read the protocol to the end before acting on the exit, so the last
+    // messages are not lost; a leftover child holding stdout open gets a
+    // few seconds, then the group is killed.
+    const drained = await Promise.race([
+      Promise.all([protocol.eof, stderrDone]).then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), OUTPUT_DRAIN_MS).unref()),
+    ]);
+    if (!drained) log.warn("worker exited but something it started still holds its output open; killing its process group");
+    killGroup(); // no orphans: whatever the worker left in its group goes with it
+    await Promise.all([protocol.eof, stderrDone]);
+    process.removeListener('exit', killGroup);
+    return status;
+  })();
+
+  await setOomScoreAdj(pid, log);
+  protocol.start();
+
+  return {
+    protocol,
+    exited,
+    terminationSignal: launch.terminationSignal ?? 'SIGTERM',
+    gracePeriodSeconds: launch.gracePeriodSeconds,
+    signal(signal) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already exited
+      }
+    },
+    kill: killGroup,
+  };
+}
+
+let runnerOomAdjusted = false;
+
+/**
+ * Make the OOM killer prefer tasks over the runner and the worker, as
+ * Taskcluster does. Lowering the score needs privileges; without them, warn.
+ */
+async function setOomScoreAdj(pid: number, log: Logger): Promise<void> {
+  if (process.platform !== 'linux') return;
+  const targets = runnerOomAdjusted ? [String(pid)] : ['self', String(pid)];
+  for (const target of targets) {
+    try {
+      await writeFile(`/proc/${target}/oom_score_adj`, '-1000');
+      if (target === 'self') runnerOomAdjusted = true;
+    } catch (err) {
+      log.warn(`could not set oom_score_adj of ${target === 'self' ? 'start-worker' : 'the worker'} to -1000 (${errorMessage(err)}); the OOM killer may choose it over a task`);
+      return;
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import type { Logger } from '../logging/logger.js';
+import type { TerminationRequest } from '../protocol/messages.js';
+import type { RunningWorker } from './types.js';
+
+/**
+ * How long a termination request waits for a worker that has not said hello
+ * yet, so a worker that is still starting is told by message rather than
+ * signalled.
+ */
+const HELLO_WAIT_MS = 5000;
+
+/**
+ * Decides how to stop the worker. Every reason to stop (interruption notice,
+ * expiring credentials, a signal to the runner) ends here: a
+ * graceful-termination message when the worker agreed to that capability,
+ * else its termination signal; after the grace period, or on a second signal,
+ * SIGKILL for its whole process group.
+ */
+export class TerminationController {
+  /** finish-tasks of the last graceful-termination sent, if any. */
+  private sentFinishTasks: boolean | undefined;
+  private signalled = false;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private killed = false;
+  private finished = false;
+  private removeSignalHandlers: (() => void) | undefined;
+
+  constructor(
+    private readonly worker: RunningWorker,
+    private readonly log: Logger,
+    private readonly onNotice: (request: TerminationRequest) => void = () => undefined,
+  ) {
+    void worker.exited.then(() => this.dispose());
+  }
+
+  requestTermination(request: TerminationRequest): void {
+    if (this.finished) return;
+    this.onNotice(request);
+    this.startGracePeriod();
+    void this.deliver(request);
+  }
+
+  /** SIGTERM/SIGINT to the runner: the first stops the worker gracefully, a second kills it. */
+  handleSignals(): void {
+    let received = 0;
+    const handler = (signal: NodeJS.Signals): void => {
+      received += 1;
+      if (received === 1) {
+        this.log.info(`received ${signal}; asking the worker to stop`);
+        this.requestTermination({ finishTasks: true, reason: 'signal' });
+      } else {
+        this.forceKill(`received ${signal} again`);
+      }
+    };
+    process.on('SIGTERM', handler);
+    process.on('SIGINT', handler);
+    this.removeSignalHandlers = () => {
+      process.removeListener('SIGTERM', handler);
+      process.removeListener('SIGINT', handler);
+    };
+  }
+
+  forceKill(why: string): void {
+    if (this.killed || this.finished) return;
+    this.killed = true;
+    this.log.warn(`${why}: killing the worker's process group`);
+    this.worker.kill();
+  }
+
+  private async deliver(request: TerminationRequest): Promise<void> {
+    const { protocol } = this.worker;
+    if (!protocol.saidHello) {
+      await Promise.race([
+        protocol.initialized,
+        this.worker.exited,
+        new Promise((resolve) => setTimeout(resolve, HELLO_WAIT_MS).unref()),
+      ]);
+    }
+    if (this.finished) return;
+    if (protocol.capable('graceful-termination')) {
+      // Only a first request, or an escalation from finishing tasks to
+      // stopping now, is worth sending; generic-worker honours only the first.
+      if (this.sentFinishTasks === false || (this.sentFinishTasks === true && request.finishTasks)) return;
+      this.sentFinishTasks = request.finishTasks;
+      protocol.send({
+        type: 'graceful-termination',
+        'finish-tasks': request.finishTasks,
+        reason: request.reason,
+        ...(request.deadline ? { deadline: request.deadline.toISOString() } : {}),
+      });
+      this.log.info(`sent graceful-termination (finish-tasks: ${request.finishTasks}, reason: ${request.reason})`);
+    } else if (!this.signalled) {
+      this.signalled = true;
+      this.log.info(`worker does not accept graceful-termination; sending it ${this.worker.terminationSignal} (reason: ${request.reason})`);
+      this.worker.signal(this.worker.terminationSignal);
+    }
+  }
+
+  private startGracePeriod(): void {
+    const seconds = this.worker.gracePeriodSeconds;
+    if (this.graceTimer !== undefined || seconds === undefined) return;
+    this.graceTimer = setTimeout(() => this.forceKill(`the worker did not stop within its grace period of ${seconds}s`), seconds * 1000);
+    this.graceTimer.unref();
+  }
+
+  private dispose(): void {
+    this.finished = true;
+    clearTimeout(this.graceTimer);
+    this.removeSignalHandlers?.();
+  }
+}

@@ -3,13 +3,15 @@ import type { ProviderPlugin } from '../src/plugin.js';
 import type { JsonSchema } from '../src/schema.js';
 import { normalizeRootUrl } from '../src/state.js';
 
-interface StandaloneConfig extends JsonObject {
+interface StandaloneConfig {
   rootURL: string;
   clientID: string;
   accessToken: string;
   workerPoolID: string;
   workerGroup: string;
   workerID: string;
+  providerMetadata?: JsonObject;
+  workerLocation?: Record<string, string>;
 }
 
 const requiredString = (description: string): JsonSchema => ({ type: 'string', minLength: 1, description });
@@ -73,8 +75,8 @@ The worker location is \`{cloud: standalone}\` plus the configured entries.`,
         state.workerPoolId = config.workerPoolID;
         state.workerGroup = config.workerGroup;
         state.workerId = config.workerID;
-        state.workerLocation = { cloud: 'standalone', ...(config['workerLocation'] as Record<string, string> | undefined) };
-        state.providerMetadata = { ...(config['providerMetadata'] as JsonObject | undefined) };
+        state.workerLocation = { cloud: 'standalone', ...config.workerLocation };
+        state.providerMetadata = { ...config.providerMetadata };
         return undefined;
       },
       async useCachedRun() {},

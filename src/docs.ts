@@ -1,5 +1,5 @@
 import { coreSchema } from './config/core-schema.js';
-import { PLUGIN_SECTIONS, type PluginKind, type PluginRegistry } from './registry.js';
+import { COMMON_WORKER_PROPERTIES, PLUGIN_SECTIONS, type PluginKind, type PluginRegistry } from './registry.js';
 import type { JsonSchema } from './schema.js';
 
 const KIND_TITLES: Record<PluginKind, string> = {
@@ -46,6 +46,9 @@ export async function renderReference(registry: PluginRegistry): Promise<string>
   for (const kind of ['provider', 'worker', 'logging'] as PluginKind[]) {
     const { section, selector } = PLUGIN_SECTIONS[kind];
     parts.push(`### ${KIND_TITLES[kind]}`, '');
+    if (kind === 'worker') {
+      parts.push('Every worker implementation also accepts:', '', keyTable({ properties: COMMON_WORKER_PROPERTIES }, 'worker.'));
+    }
     for (const name of registry.names(kind)) {
       const plugin = await registry.get(kind, name);
       parts.push(`#### \`${section}.${selector}: ${name}\``, '', plugin.usage.trim(), '', keyTable(plugin.schema, `${section}.`));

@@ -15,7 +15,7 @@ export type { RunningWorker, WorkerExit, WorkerSpawner, WorkerLaunch } from './s
 export type { TerminationRequest } from './protocol/messages.js';
 
 /** What every plugin module exports: a name, a schema for its config section, usage text and a factory. */
-export interface PluginDescriptor<Instance, Config extends JsonObject> {
+export interface PluginDescriptor<Instance, Config extends object> {
   /** The value of `providerType` / `implementation` that selects this plugin. */
   name: string;
   /** JSON Schema of the plugin's own keys in its section (the selector key is added by the registry). */
@@ -24,6 +24,11 @@ export interface PluginDescriptor<Instance, Config extends JsonObject> {
   usage: string;
   /** Keys of its section whose values are secret: they are redacted from every log line. */
   secretKeys?: string[];
+  /**
+   * Checks that a schema cannot express (one key excludes another, a key
+   * that depends on the platform...). Each problem is `path: what is wrong`.
+   */
+  check?(config: Config, runnerConfig: JsonObject): string[];
   create(config: Config, context: PluginContext): Instance;
 }
 
@@ -56,7 +61,7 @@ export interface Provider {
   workerFinished(state: RunState): Promise<void>;
 }
 
-export interface ProviderPlugin<Config extends JsonObject = JsonObject>
+export interface ProviderPlugin<Config extends object = JsonObject>
   extends PluginDescriptor<Provider, Config & { providerType: string }> {
   /**
    * True when worker-manager created this machine and owns its lifecycle
@@ -72,14 +77,16 @@ export interface WorkerImplementation {
   useCachedRun(state: RunState): Promise<void>;
   /** Start the worker; `spawn` runs a real process speaking the protocol. */
   startWorker(state: RunState, spawn: WorkerSpawner): Promise<RunningWorker>;
+  /** True when this exit means the worker asked for the machine to reboot (it stays registered). */
+  rebootRequested?(exitCode: number): boolean;
 }
 
-export type WorkerPlugin<Config extends JsonObject = JsonObject> = PluginDescriptor<
+export type WorkerPlugin<Config extends object = JsonObject> = PluginDescriptor<
   WorkerImplementation,
   Config & { implementation: string }
 >;
 
-export type LoggingPlugin<Config extends JsonObject = JsonObject> = PluginDescriptor<
+export type LoggingPlugin<Config extends object = JsonObject> = PluginDescriptor<
   LogDestination,
   Config & { implementation: string }
 >;

@@ -1,17 +1,17 @@
 import { StartWorkerError } from './errors.js';
-import type { JsonObject } from './json.js';
 import type { LoggingPlugin, PluginDescriptor, ProviderPlugin, WorkerPlugin } from './plugin.js';
 import type { JsonSchema } from './schema.js';
 
 export type PluginKind = 'provider' | 'worker' | 'logging';
 
+/** Plugins as the registry holds them: each validates and types its own section. */
 export interface PluginByKind {
-  provider: ProviderPlugin;
-  worker: WorkerPlugin;
-  logging: LoggingPlugin;
+  provider: ProviderPlugin<object>;
+  worker: WorkerPlugin<object>;
+  logging: LoggingPlugin<object>;
 }
 
-type AnyPlugin = PluginDescriptor<unknown, JsonObject>;
+type AnyPlugin = PluginDescriptor<unknown, object>;
 type Loader<P> = () => Promise<{ default: P }>;
 
 /** The config section and selector key of each kind of plugin. */
@@ -30,7 +30,10 @@ const BUILTINS: { [K in PluginKind]: Record<string, Loader<PluginByKind[K]>> } =
     standalone: () => import('../providers/standalone.js'),
   },
   worker: {
+    command: () => import('../workers/command.js'),
+    'docker-worker': () => import('../workers/docker-worker.js'),
     dummy: () => import('../workers/dummy.js'),
+    'generic-worker': () => import('../workers/generic-worker.js'),
   },
   logging: {
     stdio: () => import('./logging/stdio.js'),
@@ -101,7 +104,24 @@ export function sectionSchema(kind: PluginKind, plugin: AnyPlugin): JsonSchema {
     required: [selector, ...(plugin.schema.required ?? [])],
     properties: {
       [selector]: { type: 'string', const: plugin.name },
+      ...(kind === 'worker' ? COMMON_WORKER_PROPERTIES : {}),
       ...plugin.schema.properties,
     },
   };
 }
+
+/** Keys every worker implementation accepts; the supervisor applies them. */
+export const COMMON_WORKER_PROPERTIES: Record<string, JsonSchema> = {
+  gracePeriod: {
+    type: 'number',
+    minimum: 0,
+    description:
+      "Seconds a worker asked to stop may take before its whole process group is killed. Defaults to the implementation's own (30 for `command`; no limit for `generic-worker` and `docker-worker`, which manage their own graceful shutdown).",
+  },
+  maxLineBytes: {
+    type: 'integer',
+    minimum: 1024,
+    description: 'The longest line (in bytes, without the newline) accepted from the worker; longer lines are dropped with a warning.',
+    default: 1048576,
+  },
+};

@@ -5,7 +5,7 @@ import { loadRunnerConfig } from './config/load.js';
 import type { RunnerConfig } from './config/types.js';
 import { StartWorkerError } from './errors.js';
 import type { Logger } from './logging/logger.js';
-import type { PluginContext, Provider, ProviderPlugin, WorkerImplementation, WorkerLaunch } from './plugin.js';
+import type { PluginContext, Provider, ProviderPlugin, WorkerImplementation, WorkerSpawner } from './plugin.js';
 import { PluginRegistry } from './registry.js';
 import { checkProviderResults, emptyRunState, type RunState } from './state.js';
 import { exitStatusCode } from './supervisor/exit-status.js';
@@ -38,18 +38,39 @@ export async function runWorker(options: RunOptions): Promise<number> {
 
   // Start the worker and supervise it until it exits.
   log.info(`starting worker (${config.worker.implementation})`);
-  // Loaded only when a process is spawned: the dummy worker never needs it.
-  const spawner = async (launch: WorkerLaunch) => (await import('./supervisor/spawn.js')).spawnWorker(launch, { log });
-  const worker = await workerImplementation.startWorker(state, spawner);
+  const worker = await workerImplementation.startWorker(state, workerSpawner(config, log));
   const termination = new TerminationController(worker, log);
   termination.handleSignals();
+  worker.protocol.setHandlers({
+    errorReport: (report) => log.warn(`worker reported an error: ${report.kind}: ${report.title}: ${report.description}`),
+    shutdown: () => log.info('worker asked for the machine to shut down'),
+  });
   provider.workerStarted(termination);
 
   const exit = await worker.exited;
   const code = exitStatusCode(exit);
   log.info(`worker exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`);
   await provider.workerFinished(state);
+  if (workerImplementation.rebootRequested?.(code)) {
+    log.info(`the worker asked for a reboot (exit code ${code}); leaving it registered`);
+  }
   return code;
+}
+
+/**
+ * Spawns worker processes with the supervisor settings of the worker
+ * section; the supervisor module is loaded only when a process is spawned
+ * (the dummy worker never needs it).
+ */
+function workerSpawner(config: RunnerConfig, log: Logger): WorkerSpawner {
+  const { gracePeriod, maxLineBytes } = config.worker;
+  return async (launch) => {
+    const { spawnWorker } = await import('./supervisor/spawn.js');
+    return spawnWorker(
+      { ...launch, ...(typeof gracePeriod === 'number' ? { gracePeriodSeconds: gracePeriod } : {}) },
+      { log, ...(typeof maxLineBytes === 'number' ? { maxLineBytes } : {}) },
+    );
+  };
 }
 
 /** Provider, registration, secrets, worker configuration and files: the run state the worker starts with. */

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,12 +46,25 @@ export function cleanEnv(overrides: Record<string, string | undefined> = {}): Re
   return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
 }
 
-/** Run start-worker as a real subprocess. */
-export function runCli(
-  args: string[],
-  options: { env?: Record<string, string | undefined>; cwd?: string; timeoutMs?: number; nodeArgs?: string[] } = {},
-): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
+export interface CliOptions {
+  /** Kill the subprocess when this test ends, whatever happened. */
+  t?: Teardown;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  timeoutMs?: number;
+  nodeArgs?: string[];
+}
+
+/** Run start-worker as a real subprocess and wait for it. */
+export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return startCli(args, options).done;
+}
+
+/** Start start-worker as a real subprocess; `done` resolves when it exits. */
+export function startCli(args: string[], options: CliOptions = {}): { child: ChildProcess; done: Promise<CliResult>; stderr: () => string } {
+  let stderrSoFar = '';
+  let childProcess!: ChildProcess;
+  const done = new Promise<CliResult>((resolve, reject) => {
     // Through env(1): tap instruments every child it sees by forcing
     // NODE_OPTIONS, and start-worker must run as it does in production.
     const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...(options.nodeArgs ?? []), startWorkerBin, ...args], {
@@ -59,10 +72,14 @@ export function runCli(
       env: cleanEnv(options.env),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    childProcess = child;
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      stderrSoFar = stderr;
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`start-worker ${args.join(' ')} did not finish in time; stderr so far:\n${stderr}`));
@@ -73,6 +90,47 @@ export function runCli(
       resolve({ code, signal, stdout, stderr });
     });
   });
+  options.t?.teardown(() => {
+    if (childProcess.exitCode === null && childProcess.signalCode === null) childProcess.kill('SIGKILL');
+  });
+  return { child: childProcess, done, stderr: () => stderrSoFar };
+}
+
+/** Wait until `check` returns a value other than undefined/false (polling), or fail after the timeout. */
+export async function waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = check();
+    if (result !== undefined && result !== false) return result;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Lines of a JSON-lines file, or [] when it does not exist yet. */
+export function readJsonLines<T = Record<string, unknown>>(path: string): T[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as T);
+}
+
+export const protocolWorkerPath = join(testBuildDir, 'workers', 'protocol-worker.js');
+
+/** A `command` worker section running the test worker with the given script. */
+export function fakeWorkerSection(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { implementation: 'command', command: [process.execPath, protocolWorkerPath], passCredentials: 'none', ...extra };
+}
+
+/** Whether a process exists. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A standalone provider section for tests. */

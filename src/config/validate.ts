@@ -40,10 +40,14 @@ export async function validateRunnerConfig(raw: JsonValue, registry: PluginRegis
       problems.push(registry.unknownMessage(kind, name));
       continue;
     }
-    const schema = sectionSchema(kind, await registry.get(kind, name));
+    const plugin = await registry.get(kind, name);
+    const schema = sectionSchema(kind, plugin);
     warnings.push(...unknownKeys(schema, section, [sectionName]));
     const key = registry.isBuiltin(kind, name) ? validatorKey(kind, name) : `external:${kind}:${name}`;
-    problems.push(...(await check(key, schema, section, [sectionName])));
+    const sectionProblems = await check(key, schema, section, [sectionName]);
+    // A plugin's own checks assume its section has the right shape.
+    if (sectionProblems.length === 0 && plugin.check) sectionProblems.push(...plugin.check(section as never, data));
+    problems.push(...sectionProblems);
   }
 
   if (problems.length > 0) return { problems, warnings };

@@ -71,9 +71,11 @@ export class Logger {
    * A message from the worker: the body of a `log` message, or
    * `{textPayload}` for a line that was not a protocol message. Worker output
    * is the workload's own log, so it is forwarded whatever the runner's level.
+   * `raw`, the text the message was parsed from, lets redaction check the
+   * whole line at once (see Redactor.redactParsed).
    */
-  worker(message: JsonObject): void {
-    this.destination.write('info', 'worker', this.redactor.redactValue(message));
+  worker(message: JsonObject, raw?: string): void {
+    this.destination.write('info', 'worker', this.redactor.redactParsed(message, raw));
   }
 
   workerStderr(line: string): void {

@@ -39,7 +39,7 @@ export interface ProtocolOptions {
 export class WorkerProtocol {
   private readonly log: Logger;
   private readonly toWorker: Writable | null;
-  private readonly speaksProtocol: boolean;
+  private readonly protocolEnabled: boolean;
   private readonly splitter: LineSplitter;
   private readonly handlers: ProtocolHandlers = {};
   private agreed = new Set<Capability>();
@@ -57,7 +57,7 @@ export class WorkerProtocol {
   constructor(options: ProtocolOptions) {
     this.log = options.log;
     this.toWorker = options.toWorker;
-    this.speaksProtocol = options.speaksProtocol ?? true;
+    this.protocolEnabled = options.speaksProtocol ?? true;
     this.writable = this.toWorker !== null;
     this.initialized = new Promise((resolve) => (this.resolveInitialized = resolve));
     this.eof = new Promise((resolve) => (this.resolveEof = resolve));
@@ -81,7 +81,7 @@ export class WorkerProtocol {
 
   /** Begin the negotiation: tell the worker what the runner supports. */
   start(): void {
-    if (this.speaksProtocol) this.send({ type: 'welcome', capabilities: [...RUNNER_CAPABILITIES] });
+    if (this.protocolEnabled) this.send({ type: 'welcome', capabilities: [...RUNNER_CAPABILITIES] });
   }
 
   /** Whether the capability was agreed. False until the worker says hello. */
@@ -91,6 +91,11 @@ export class WorkerProtocol {
 
   get capabilities(): Capability[] {
     return [...this.agreed].sort();
+  }
+
+  /** False for a worker whose stdout is plain output (it can never say hello). */
+  get speaksProtocol(): boolean {
+    return this.protocolEnabled;
   }
 
   get saidHello(): boolean {
@@ -142,13 +147,14 @@ export class WorkerProtocol {
   }
 
   private receiveLine(line: string): void {
-    if (!this.speaksProtocol || line.charCodeAt(0) !== 0x7e /* ~ */) {
-      this.log.worker({ textPayload: line });
+    if (!this.protocolEnabled || line.charCodeAt(0) !== 0x7e /* ~ */) {
+      this.log.worker({ textPayload: line }, line);
       return;
     }
+    const json = line.slice(1);
     let message: unknown;
     try {
-      message = JSON.parse(line.slice(1));
+      message = JSON.parse(json);
     } catch (err) {
       this.log.warn(`worker sent a protocol line that is not valid JSON (${errorMessage(err)}); ignored it`);
       return;
@@ -157,10 +163,10 @@ export class WorkerProtocol {
       this.log.warn('worker sent a protocol message without a string "type"; ignored it');
       return;
     }
-    this.dispatch(message['type'], message);
+    this.dispatch(message['type'], message, json);
   }
 
-  private dispatch(type: string, message: JsonObject): void {
+  private dispatch(type: string, message: JsonObject, json: string): void {
     if (type === 'hello') {
       this.receiveHello(message);
       return;
@@ -177,7 +183,7 @@ export class WorkerProtocol {
     switch (type) {
       case 'log': {
         const body = message['body'];
-        if (isJsonObject(body)) this.log.worker(body);
+        if (isJsonObject(body)) this.log.worker(body, json);
         else this.log.warn('worker sent a log message whose body is not an object; ignored it');
         return;
       }

@@ -21,9 +21,11 @@ export interface SpawnOptions {
 export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): Promise<RunningWorker> {
   const { log } = options;
   const { execa } = await import('execa');
+  const environment: Record<string, string | undefined> = { ...process.env };
+  for (const name of launch.removeEnv ?? []) delete environment[name];
   const subprocess = execa(launch.file, launch.args, {
-    env: launch.env ?? {},
-    extendEnv: true,
+    env: { ...environment, ...launch.env },
+    extendEnv: false,
     cwd: launch.cwd,
     stdin: 'pipe',
     stdout: 'pipe',

@@ -69,7 +69,7 @@ export class TerminationController {
 
   private async deliver(request: TerminationRequest): Promise<void> {
     const { protocol } = this.worker;
-    if (!protocol.saidHello) {
+    if (protocol.speaksProtocol && !protocol.saidHello) {
       await Promise.race([
         protocol.initialized,
         this.worker.exited,

@@ -13,6 +13,8 @@ export interface WorkerLaunch {
   args: string[];
   /** Added to the runner's environment. */
   env?: Record<string, string>;
+  /** Variables of the runner's environment the worker must not inherit. */
+  removeEnv?: string[];
   cwd?: string;
   /** Whether the worker speaks the protocol on stdin/stdout (default true). */
   protocol?: boolean;

@@ -1,0 +1,96 @@
+/**
+ * Log forwarding throughput: a worker writes 1,000,000 `log` messages
+ * (~100 bytes each) as fast as it can; start-worker forwards them to the
+ * stdio destination, redirected to /dev/null. The floor is a minimal node
+ * process reading the same bytes through a pipe and splitting lines.
+ * Targets: >= 300,000 messages/s, <= 3x the floor's time, peak RSS < 120 MB.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { median, repoRoot } from './measure.js';
+
+const COUNT = 1_000_000;
+const floodWorker = fileURLToPath(new URL('./flood-worker.js', import.meta.url));
+const lineFloor = fileURLToPath(new URL('./line-floor.js', import.meta.url));
+const rssReporter = fileURLToPath(new URL('./rss-reporter.cjs', import.meta.url));
+
+function runnerOnce(config: string): Promise<{ seconds: number; peakRssKiB: number }> {
+  return new Promise((resolve, reject) => {
+    const devNull = openSync('/dev/null', 'w');
+    const started = performance.now();
+    const child = spawn(process.execPath, ['--require', rssReporter, join(repoRoot, 'bin', 'start-worker'), config], {
+      stdio: ['ignore', devNull, devNull, 'pipe'],
+      env: { ...process.env, FLOOD_COUNT: String(COUNT) },
+    });
+    let report = '';
+    (child.stdio[3] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => (report += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = (performance.now() - started) / 1000;
+      if (code !== 0) reject(new Error(`start-worker exited with ${code}`));
+      else resolve({ seconds, peakRssKiB: Number(report.trim().split('\n')[0]) });
+    });
+  });
+}
+
+function floorOnce(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const producer = spawn(process.execPath, [floodWorker], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, FLOOD_COUNT: String(COUNT), FLOOD_NO_HANDSHAKE: '1' },
+    });
+    const consumer = spawn(process.execPath, [lineFloor], { stdio: ['pipe', 'ignore', 'pipe'] });
+    producer.stdout.pipe(consumer.stdin);
+    let counted = '';
+    consumer.stderr.on('data', (chunk: Buffer) => (counted += chunk.toString()));
+    consumer.on('error', reject);
+    consumer.on('close', () => {
+      if (Number(counted.trim()) !== COUNT) reject(new Error(`floor counted ${counted.trim()} lines`));
+      else resolve((performance.now() - started) / 1000);
+    });
+  });
+}
+
+export async function benchProtocol(repetitions = 5): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'start-worker-bench-'));
+  try {
+    const config = join(dir, 'runner.yaml');
+    writeFileSync(
+      config,
+      stringify({
+        provider: {
+          providerType: 'standalone',
+          rootURL: 'https://tc.example.com',
+          clientID: 'bench',
+          accessToken: 'bench-token-not-secret',
+          workerPoolID: 'bench/flood',
+          workerGroup: 'bench',
+          workerID: 'bench-1',
+        },
+        worker: { implementation: 'command', command: [process.execPath, floodWorker], passCredentials: 'none' },
+        getSecrets: false,
+      }),
+    );
+    chmodSync(config, 0o600);
+    const runner: { seconds: number; peakRssKiB: number }[] = [];
+    const floor: number[] = [];
+    for (let i = 0; i < repetitions; i++) {
+      floor.push(await floorOnce());
+      runner.push(await runnerOnce(config));
+    }
+    const runnerSeconds = median(runner.map((r) => r.seconds));
+    const floorSeconds = median(floor);
+    const peak = Math.max(...runner.map((r) => r.peakRssKiB)) / 1024;
+    console.log(`protocol (${COUNT.toLocaleString('en')} log messages, ${repetitions} interleaved runs each, medians)`);
+    console.log(`  floor (pipe + line split): ${floorSeconds.toFixed(2)} s, ${Math.round(COUNT / floorSeconds).toLocaleString('en')} lines/s`);
+    console.log(`  start-worker -> stdio:     ${runnerSeconds.toFixed(2)} s, ${Math.round(COUNT / runnerSeconds).toLocaleString('en')} messages/s (target >= 300,000)`);
+    console.log(`  ratio ${(runnerSeconds / floorSeconds).toFixed(2)}x the floor (target <= 3x); runner peak RSS ${peak.toFixed(1)} MB (target < 120 MB)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

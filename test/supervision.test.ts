@@ -1,0 +1,184 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import {
+  fakeWorkerSection,
+  isAlive,
+  readJsonLines,
+  runCli,
+  standaloneProvider,
+  startCli,
+  tempDir,
+  waitFor,
+  writeConfig,
+} from './helpers.js';
+
+interface Recorded {
+  event: string;
+  message?: Record<string, unknown>;
+  pid?: number;
+  childPid?: number;
+}
+
+const ALL = ['error-report', 'graceful-termination', 'log', 'new-credentials', 'shutdown'];
+
+function setup(t: { teardown(fn: () => void): void }, script: Record<string, unknown>, worker: Record<string, unknown> = {}) {
+  const dir = tempDir(t);
+  const record = join(dir, 'record.jsonl');
+  const config = writeConfig(dir, { provider: standaloneProvider(), worker: fakeWorkerSection(worker), getSecrets: false });
+  const env = { FAKE_WORKER: JSON.stringify(script), FAKE_WORKER_RECORD: record };
+  const recorded = () => readJsonLines<Recorded>(record);
+  const started = () => waitFor('the worker to start', () => recorded().find((r) => r.event === 'started'));
+  return { dir, config, env, recorded, started };
+}
+
+t.test('a worker with every capability: logs, error reports and plain lines are handled', async (t) => {
+  const { config, env, recorded } = setup(t, {
+    capabilities: ALL,
+    output: [
+      '~{"type":"log","body":{"textPayload":"hello from the worker","answer":42}}',
+      '~{"type":"error-report","kind":"disk-full","title":"no space","description":"/ is full","extra":{}}',
+      'a plain line',
+    ],
+    stderr: ['raw stderr from the worker'],
+    exitAfterOutput: 0,
+  });
+  const result = await runCli([config], { env });
+  t.equal(result.code, 0, result.stderr);
+  t.match(result.stderr, /hello from the worker; answer: 42\n/);
+  t.match(result.stderr, /\d{4}-\d\d-\d\dT[\d:.]+Z a plain line\n/);
+  t.match(result.stderr, /\nraw stderr from the worker\n/, 'stderr passes through unchanged');
+  t.match(result.stderr, /worker capabilities: error-report, graceful-termination, log, new-credentials, shutdown/);
+  t.match(result.stderr, /worker reported an error: disk-full: no space/);
+  const welcome = recorded().find((r) => r.message?.['type'] === 'welcome');
+  t.same(welcome?.message, { type: 'welcome', capabilities: ALL });
+});
+
+t.test('a worker with no capabilities: its messages are ignored with a warning; its exit code is ours', async (t) => {
+  const { config, env } = setup(t, { capabilities: [], output: ['~{"type":"log","body":{"textPayload":"dropped"}}'], exitAfterOutput: 3 });
+  const result = await runCli([config], { env });
+  t.equal(result.code, 3);
+  t.match(result.stderr, /worker capabilities: \(none\)/);
+  t.match(result.stderr, /capability "log" was not agreed; ignored it/);
+  t.notMatch(result.stderr, /Z dropped/);
+});
+
+t.test('a worker that never says hello is still supervised', async (t) => {
+  const { config, env } = setup(t, { capabilities: null, output: ['no protocol here'], exitAfterOutput: 0 });
+  const result = await runCli([config], { env });
+  t.equal(result.code, 0);
+  t.match(result.stderr, /Z no protocol here\n/);
+});
+
+t.test('a worker that crashes mid-run: 128 + the signal', async (t) => {
+  const { config, env } = setup(t, { capabilities: ALL, crash: { afterMs: 100, signal: 'SIGKILL' } });
+  const result = await runCli([config], { env });
+  t.equal(result.code, 137);
+  t.match(result.stderr, /worker exited with signal SIGKILL/);
+  const segv = setup(t, { capabilities: [], crash: { afterMs: 50, signal: 'SIGSEGV' } });
+  t.equal((await runCli([segv.config], { env: segv.env })).code, 139);
+});
+
+t.test('a worker that floods its log: every message arrives, the last ones too', async (t) => {
+  const { config, env } = setup(t, { capabilities: ['log'], flood: 20000, exitAfterOutput: 0 });
+  const result = await runCli([config], { env });
+  t.equal(result.code, 0);
+  const forwarded = result.stderr.split('\n').filter((line) => line.includes('flood message number'));
+  t.equal(forwarded.length, 20000);
+  t.match(forwarded.at(-1), /flood message number 20000; n: 20000$/);
+});
+
+t.test('SIGTERM: graceful-termination reaches the worker, which exits', async (t) => {
+  const { config, env, recorded, started } = setup(t, { capabilities: ALL, onGracefulTermination: { exit: 0 } });
+  const run = startCli([config], { env, t });
+  await started();
+  await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+  run.child.kill('SIGTERM');
+  const result = await run.done;
+  t.equal(result.code, 0, result.stderr);
+  const message = recorded().find((r) => r.message?.['type'] === 'graceful-termination')?.message;
+  t.same(message, { type: 'graceful-termination', 'finish-tasks': true, reason: 'signal' });
+});
+
+t.test('SIGTERM to a worker without graceful-termination: its signal; a second SIGTERM kills the group', async (t) => {
+  const { config, env, recorded, started } = setup(t, { capabilities: ['log'], ignoreSigterm: true, spawnChild: true });
+  const run = startCli([config], { env, t });
+  const start = await started();
+  await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+  run.child.kill('SIGTERM');
+  await waitFor('the worker to get SIGTERM', () => recorded().some((r) => r.event === 'sigterm-ignored'));
+  t.ok(isAlive(start.pid!), 'the worker ignored it');
+  run.child.kill('SIGTERM');
+  const result = await run.done;
+  t.equal(result.code, 137);
+  t.match(result.stderr, /received SIGTERM again: killing the worker's process group/);
+  t.notOk(isAlive(start.pid!), 'the worker is gone');
+  await waitFor('the worker child to be gone', () => !isAlive(start.childPid!), 2000);
+  t.notOk(isAlive(start.childPid!), 'its child is gone too');
+});
+
+t.test('the grace period expiring kills the worker', async (t) => {
+  const { config, env, started } = setup(t, { capabilities: [], ignoreSigterm: true }, { gracePeriod: 1 });
+  const run = startCli([config], { env, t });
+  await started();
+  await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+  const sent = Date.now();
+  run.child.kill('SIGTERM');
+  const result = await run.done;
+  t.equal(result.code, 137);
+  t.ok(Date.now() - sent >= 900, 'not before the grace period');
+  t.match(result.stderr, /did not stop within its grace period of 1s/);
+});
+
+t.test('no orphans: what the worker leaves behind goes with it', async (t) => {
+  const { config, env, started } = setup(t, { capabilities: [], spawnChild: true, exitAfterOutput: 0 });
+  const run = startCli([config], { env, t });
+  const start = await started();
+  const result = await run.done;
+  t.equal(result.code, 0);
+  await waitFor('the child to be gone', () => !isAlive(start.childPid!), 2000);
+  t.pass('the child the worker left behind was killed');
+});
+
+t.test('protocol: false: stdout is log output and the termination signal is configurable', async (t) => {
+  const { config, env, recorded, started } = setup(
+    t,
+    { capabilities: null, output: ['~{"type":"log","body":{"textPayload":"looks like protocol"}}'], signals: { SIGUSR2: 5 } },
+    { protocol: false, terminationSignal: 'SIGUSR2' },
+  );
+  const run = startCli([config], { env, t });
+  await started();
+  await waitFor('the output', () => run.stderr().includes('looks like protocol'));
+  t.same(recorded().filter((r) => r.event === 'message'), [], 'no welcome was sent');
+  run.child.kill('SIGINT');
+  const result = await run.done;
+  t.equal(result.code, 5);
+  t.ok(recorded().some((r) => r.event === 'signal'), 'the worker got SIGUSR2');
+  t.match(result.stderr, /Z ~\{"type":"log"/, 'the line was logged as it was');
+});
+
+t.test('oom_score_adj of the worker is -1000 when permitted, a warning otherwise', { skip: process.platform !== 'linux' }, async (t) => {
+  const { config, env, started } = setup(t, { capabilities: [] });
+  const run = startCli([config], { env, t });
+  const start = await started();
+  // The runner adjusts the score before it sends welcome, so hello means it is done.
+  await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+  const adj = readFileSync(`/proc/${start.pid}/oom_score_adj`, 'utf8').trim();
+  run.child.kill('SIGTERM');
+  const result = await run.done;
+  const warned = /could not set oom_score_adj of the worker/.test(result.stderr) || /could not set oom_score_adj of start-worker/.test(result.stderr);
+  if (warned) t.not(adj, '-1000', 'not permitted here (no CAP_SYS_RESOURCE): a warning, and the score is unchanged');
+  else t.equal(adj, '-1000', 'permitted: the worker runs with oom_score_adj -1000');
+});
+
+t.test('a worker that cannot be started is one clear line', async (t) => {
+  const dir = tempDir(t);
+  const config = writeConfig(dir, {
+    provider: standaloneProvider(),
+    worker: { implementation: 'command', command: [join(dir, 'missing-binary')], passCredentials: 'none' },
+    getSecrets: false,
+  });
+  const result = await runCli([config]);
+  t.equal(result.code, 1);
+  t.match(result.stderr, /error: cannot start worker .*missing-binary: .*ENOENT/);
+});

@@ -28,6 +28,7 @@ export const PLUGIN_SECTIONS: Record<PluginKind, { section: string; selector: st
 const BUILTINS: { [K in PluginKind]: Record<string, Loader<PluginByKind[K]>> } = {
   provider: {
     standalone: () => import('../providers/standalone.js'),
+    static: () => import('../providers/static.js'),
   },
   worker: {
     command: () => import('../workers/command.js'),

@@ -3,19 +3,27 @@
  */
 import { loadRunnerConfig } from './config/load.js';
 import type { RunnerConfig } from './config/types.js';
-import { StartWorkerError } from './errors.js';
+import { errorMessage } from './errors.js';
+import { ExitManager } from './exit.js';
 import type { Logger } from './logging/logger.js';
-import type { PluginContext, Provider, ProviderPlugin, WorkerImplementation, WorkerSpawner } from './plugin.js';
+import type { PluginContext, Provider, ProviderPlugin, RunningWorker, WorkerImplementation, WorkerSpawner } from './plugin.js';
 import { PluginRegistry } from './registry.js';
 import { checkProviderResults, emptyRunState, type RunState } from './state.js';
 import { exitStatusCode } from './supervisor/exit-status.js';
 import { TerminationController } from './supervisor/termination.js';
+import { ErrorReporter } from './taskcluster/error-report.js';
+import { registerWorker, type StartupCallSettings } from './taskcluster/registration.js';
+import { CredentialRenewal } from './taskcluster/renewal.js';
+import { readTaskclusterSecrets } from './taskcluster/secrets.js';
 
 export interface RunOptions {
   configPath: string;
   log: Logger;
   registry?: PluginRegistry;
 }
+
+/** How long to wait for error reports still in flight when the worker has exited. */
+const REPORT_FLUSH_MS = 30_000;
 
 /** Run the worker described by the runner config; resolves to the runner's exit code. */
 export async function runWorker(options: RunOptions): Promise<number> {
@@ -33,28 +41,81 @@ export async function runWorker(options: RunOptions): Promise<number> {
   protectConfigSecrets(config, providerPlugin, log);
   const provider = providerPlugin.create(config.provider, context);
   const workerImplementation = (await registry.get('worker', config.worker.implementation)).create(config.worker, context);
+  const settings = startupCallSettings(config);
 
-  const state = await configureRun(config, provider, workerImplementation, log);
+  // The provider says who this worker is.
+  const state = emptyRunState(config.workerConfig);
+  log.info(`configuring with provider ${config.provider.providerType}`);
+  const identityProof = await provider.configureRun(state);
+  protectStateSecrets(state, log);
 
-  // Start the worker and supervise it until it exits.
-  log.info(`starting worker (${config.worker.implementation})`);
-  const worker = await workerImplementation.startWorker(state, workerSpawner(config, log));
+  // From here on a failure happens to a known machine: a dynamically
+  // provisioned one reports it and goes away instead of idling.
+  const exit = new ExitManager({ state, dynamic: providerPlugin.dynamic, shutdownCommand: config.shutdownCommand, settings, log });
+  let worker: RunningWorker;
+  try {
+    if (identityProof !== undefined) {
+      await registerWorker(state, identityProof, config.worker.implementation, settings, log);
+      protectStateSecrets(state, log);
+    }
+    checkProviderResults(state, config.provider.providerType);
+    log.info(`identified as worker ${state.workerGroup}/${state.workerId} in pool ${state.workerPoolId}`);
+    if (config.getSecrets) await readTaskclusterSecrets(state, settings, log);
+    log.info(`configuring worker implementation ${config.worker.implementation}`);
+    await workerImplementation.configureRun(state);
+    if (state.files.length > 0) {
+      throw new Error('writing files is not supported by this build yet');
+    }
+    log.info(`starting worker (${config.worker.implementation})`);
+    worker = await workerImplementation.startWorker(state, workerSpawner(config, log));
+  } catch (err) {
+    if (providerPlugin.dynamic && (config.shutdownOnStartupFailure ?? true)) {
+      log.error(`startup failed: ${errorMessage(err)}`);
+      const reporter = state.credentials.clientId === '' ? undefined : new ErrorReporter(state, settings, log);
+      await exit.startupFailed(err, reporter);
+    }
+    throw err;
+  }
+
+  return supervise(worker, state, { provider, workerImplementation, exit, settings, log });
+}
+
+interface SuperviseParts {
+  provider: Provider;
+  workerImplementation: WorkerImplementation;
+  exit: ExitManager;
+  settings: StartupCallSettings;
+  log: Logger;
+}
+
+/** Supervise the running worker until it exits, then finish the run. */
+async function supervise(worker: RunningWorker, state: RunState, parts: SuperviseParts): Promise<number> {
+  const { provider, workerImplementation, exit, settings, log } = parts;
   const termination = new TerminationController(worker, log);
   termination.handleSignals();
+  const reporter = new ErrorReporter(state, settings, log);
   worker.protocol.setHandlers({
-    errorReport: (report) => log.warn(`worker reported an error: ${report.kind}: ${report.title}: ${report.description}`),
-    shutdown: () => log.info('worker asked for the machine to shut down'),
+    errorReport: (report) => reporter.report(report),
+    shutdown: () => exit.shutdownRequested(),
   });
+  const renewal = new CredentialRenewal({ state, protocol: worker.protocol, termination, settings, log });
+  renewal.start();
   provider.workerStarted(termination);
 
-  const exit = await worker.exited;
-  const code = exitStatusCode(exit);
-  log.info(`worker exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`);
+  const status = await worker.exited;
+  renewal.stop();
+  const code = exitStatusCode(status);
+  log.info(`worker exited with ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`);
   await provider.workerFinished(state);
-  if (workerImplementation.rebootRequested?.(code)) {
-    log.info(`the worker asked for a reboot (exit code ${code}); leaving it registered`);
-  }
+  await reporter.flush(REPORT_FLUSH_MS);
+  const rebootRequested = workerImplementation.rebootRequested?.(code) ?? false;
+  if (rebootRequested) log.info(`the worker asked for a reboot (exit code ${code}); leaving it registered`);
+  await exit.workerExited(rebootRequested);
   return code;
+}
+
+function startupCallSettings(config: RunnerConfig): StartupCallSettings {
+  return { requestTimeoutMs: config.requestTimeout * 1000, retryWindowMs: config.startupRetryWindow * 1000 };
 }
 
 /**
@@ -73,38 +134,8 @@ function workerSpawner(config: RunnerConfig, log: Logger): WorkerSpawner {
   };
 }
 
-/** Provider, registration, secrets, worker configuration and files: the run state the worker starts with. */
-async function configureRun(
-  config: RunnerConfig,
-  provider: Provider,
-  workerImplementation: WorkerImplementation,
-  log: Logger,
-): Promise<RunState> {
-  const state = emptyRunState(config.workerConfig);
-  log.info(`configuring with provider ${config.provider.providerType}`);
-  const identityProof = await provider.configureRun(state);
-  protectStateSecrets(state, log);
-  if (identityProof !== undefined) {
-    throw new StartWorkerError(`provider ${config.provider.providerType} requires registration with worker-manager, which this build does not support yet`);
-  }
-  checkProviderResults(state, config.provider.providerType);
-  log.info(`identified as worker ${state.workerGroup}/${state.workerId} in pool ${state.workerPoolId}`);
-
-  if (config.getSecrets) {
-    throw new StartWorkerError('reading secrets is not supported by this build yet; set getSecrets: false');
-  }
-
-  log.info(`configuring worker implementation ${config.worker.implementation}`);
-  await workerImplementation.configureRun(state);
-
-  if (state.files.length > 0) {
-    throw new StartWorkerError('writing files is not supported by this build yet');
-  }
-  return state;
-}
-
 /** Secrets in the provider section (static secret, access token) are redacted from every log line. */
-function protectConfigSecrets(config: RunnerConfig, plugin: ProviderPlugin, log: Logger): void {
+function protectConfigSecrets(config: RunnerConfig, plugin: ProviderPlugin<object>, log: Logger): void {
   for (const key of plugin.secretKeys ?? []) {
     const value = config.provider[key];
     if (typeof value === 'string') log.redactor.add(value);

@@ -80,7 +80,7 @@ t.test('--verbose adds the stack trace', async (t) => {
   t.match(result.stderr, /\n\s+at /);
 });
 
-t.test('getSecrets with the standalone provider needs the secrets service', async (t) => {
+t.test('standalone with getSecrets: false needs no service', async (t) => {
   const dir = tempDir(t);
   const config = writeConfig(dir, { provider: standaloneProvider(), worker: { implementation: 'dummy' }, getSecrets: false });
   const result = await runCli([config]);

@@ -146,3 +146,27 @@ export function standaloneProvider(overrides: Record<string, unknown> = {}): Rec
     ...overrides,
   };
 }
+
+/**
+ * A stand-in for `shutdown -h now` that only records that it was called.
+ * Every test that can reach the exit path uses one.
+ */
+export function recordingShutdown(dir: string): { command: string[]; calls: () => string[] } {
+  const log = join(dir, 'shutdown-calls.log');
+  const script = join(dir, 'record-shutdown.sh');
+  writeFileSync(script, `#!/bin/sh\necho "shutdown $*" >> "${log}"\n`);
+  chmodSync(script, 0o755);
+  return {
+    command: [script, '-h', 'now'],
+    calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []),
+  };
+}
+
+/** A static secret in the form worker-manager requires (44 characters of [a-zA-Z0-9_-]). */
+export const STATIC_SECRET = 'static-secret-0123456789abcdefghijklmnopqrst';
+
+/** The secrets (shortened, for the failure message) that appear in the text. */
+export function leakedSecrets(text: string, secrets: string[]): string[] {
+  if (secrets.length === 0) throw new Error('no secrets to look for: the check would prove nothing');
+  return secrets.filter((secret) => text.includes(secret)).map((secret) => `${secret.slice(0, 8)}...`);
+}

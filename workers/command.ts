@@ -51,7 +51,7 @@ const plugin: WorkerPlugin<CommandConfig> = {
       command: {
         type: 'array',
         minItems: 1,
-        items: { type: 'string', minLength: 1 },
+        items: { type: 'string' },
         description: 'The worker program and its arguments (no shell).',
       },
       cwd: { type: 'string', minLength: 1, description: 'Working directory of the worker.' },
@@ -109,6 +109,7 @@ A worker that does not speak the protocol (\`protocol: false\`) is asked to
 stop with \`terminationSignal\`; after \`gracePeriod\` seconds (default 30) its
 process group is killed.`,
   check(config) {
+    if (config.command[0] === '') return ['worker.command[0]: the program must not be empty'];
     if (config.passCredentials === 'config' && config.configPath === undefined) {
       return [
         'worker.configPath: required when worker.passCredentials is "config" (the default); set a configPath, or passCredentials: env or none',

@@ -43,6 +43,32 @@ export const coreSchema: JsonSchema = {
       description: 'Read worker configuration and files from the Taskcluster secrets service.',
       default: true,
     },
+    startupRetryWindow: {
+      type: 'number',
+      minimum: 0,
+      default: 300,
+      description:
+        'Seconds during which startup calls (registerWorker, secrets) retry transient failures (5xx, timeouts, connection errors) with backoff. A 4xx is never retried.',
+    },
+    requestTimeout: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      default: 30,
+      description: 'Seconds one request to Taskcluster or a secret store may take.',
+    },
+    shutdownCommand: {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', minLength: 1 },
+      default: ['shutdown', '-h', 'now'],
+      description:
+        'The command (argv) that powers the machine off when a dynamically provisioned worker cannot be removed from worker-manager.',
+    },
+    shutdownOnStartupFailure: {
+      type: 'boolean',
+      description:
+        'When startup fails after the provider step, report the error, then remove the worker or power off, so a broken image does not leave machines idling. Default: true for dynamically provisioned providers (aws, azure, google); set false to debug an image.',
+    },
     cacheOverRestarts: {
       type: 'string',
       minLength: 1,

@@ -20,6 +20,12 @@ export interface RunnerConfig {
   workerConfig: JsonObject;
   logging: LoggingSection;
   getSecrets: boolean;
+  /** Seconds startup calls retry transient failures. */
+  startupRetryWindow: number;
+  /** Seconds one request may take. */
+  requestTimeout: number;
+  shutdownCommand: string[];
+  shutdownOnStartupFailure?: boolean;
   /** Path of the file the run state is cached in over restarts. */
   cacheOverRestarts?: string;
 }

@@ -1,0 +1,156 @@
+/**
+ * Taskcluster calls, made with the official taskcluster-client (Hawk
+ * signing, temporary credentials, URLs). The client's own retries are off:
+ * every call goes through withRetries with a policy that fits it (a long
+ * window at boot, a deadline before the credentials expire).
+ */
+import type { AgentOptions } from 'node:https';
+import { StartWorkerError, errorMessage } from '../errors.js';
+import { isJsonObject, type JsonObject, type JsonValue } from '../json.js';
+import type { Credentials } from '../state.js';
+
+export interface TaskclusterSettings {
+  /** Timeout of one request (ms). */
+  requestTimeoutMs: number;
+  /** TLS settings for the Taskcluster and secret-store endpoints. */
+  tls?: AgentOptions;
+}
+
+export interface ClientTarget extends TaskclusterSettings {
+  rootUrl: string;
+  /** Without credentials, calls are unauthenticated (registerWorker). */
+  credentials?: Credentials;
+}
+
+/** A failed Taskcluster call: what failed, the service's message, and whether it is worth retrying. */
+export class TaskclusterCallError extends StartWorkerError {
+  constructor(
+    message: string,
+    readonly statusCode: number | undefined,
+    readonly transient: boolean,
+  ) {
+    super(message);
+    this.name = 'TaskclusterCallError';
+  }
+}
+
+/** Transient: no response (connection error, timeout), a 5xx, or 429. A 4xx is permanent. */
+export function isTransient(err: unknown): boolean {
+  return err instanceof TaskclusterCallError ? err.transient : false;
+}
+
+/** Just the service's message: Taskcluster appends request details after a `---` line. */
+function serviceMessage(err: unknown): string {
+  const text = errorMessage(err).split(/\n-{3,}/)[0]!.replace(/\s+/g, ' ').trim();
+  return text.length > 500 ? `${text.slice(0, 500)}...` : text;
+}
+
+/** Call a client method and turn any failure into a TaskclusterCallError. */
+export async function call<T>(description: string, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (err) {
+    const statusCode = (err as { statusCode?: unknown }).statusCode;
+    const status = typeof statusCode === 'number' ? statusCode : undefined;
+    const code = (err as { code?: unknown }).code;
+    const transient = status === undefined || status >= 500 || status === 429;
+    const what = status !== undefined ? `HTTP ${status}` : typeof code === 'string' ? code : 'no response';
+    throw new TaskclusterCallError(`${description} failed (${what}): ${serviceMessage(err)}`, status, transient);
+  }
+}
+
+function clientOptions(target: ClientTarget) {
+  return {
+    rootUrl: target.rootUrl,
+    credentials: target.credentials
+      ? {
+          clientId: target.credentials.clientId,
+          accessToken: target.credentials.accessToken,
+          ...(target.credentials.certificate !== undefined ? { certificate: target.credentials.certificate } : {}),
+        }
+      : {},
+    retries: 0,
+    timeout: target.requestTimeoutMs,
+    ...(target.tls ? { agent: target.tls } : {}),
+  };
+}
+
+/** Loaded on first use: a standalone run without secrets never needs it. */
+async function library() {
+  return (await import('taskcluster-client')).default;
+}
+
+export interface IssuedCredentials {
+  credentials: Credentials;
+  expires: string;
+  secret: string;
+}
+
+export interface RegisterWorkerResponse extends IssuedCredentials {
+  workerConfig: JsonObject | undefined;
+}
+
+function parseIssuedCredentials(response: unknown, endpoint: string): IssuedCredentials {
+  const body = isJsonObject(response as JsonValue) ? (response as JsonObject) : {};
+  const credentials = body['credentials'];
+  if (
+    !isJsonObject(credentials) ||
+    typeof credentials['clientId'] !== 'string' ||
+    typeof credentials['accessToken'] !== 'string' ||
+    typeof body['expires'] !== 'string' ||
+    typeof body['secret'] !== 'string'
+  ) {
+    throw new TaskclusterCallError(`${endpoint} returned a response without credentials, expires and secret`, undefined, false);
+  }
+  const certificate = credentials['certificate'];
+  return {
+    credentials: {
+      clientId: credentials['clientId'],
+      accessToken: credentials['accessToken'],
+      ...(typeof certificate === 'string' && certificate !== '' ? { certificate } : {}),
+    },
+    expires: body['expires'],
+    secret: body['secret'],
+  };
+}
+
+export async function registerWorkerCall(target: ClientTarget, payload: JsonObject): Promise<RegisterWorkerResponse> {
+  const { WorkerManager } = await library();
+  const client = new WorkerManager(clientOptions({ ...target, credentials: undefined }));
+  const response = await call('worker-manager registerWorker', () => client.registerWorker(payload));
+  const workerConfig = (response as JsonObject)['workerConfig'];
+  return {
+    ...parseIssuedCredentials(response, 'registerWorker'),
+    workerConfig: isJsonObject(workerConfig) ? workerConfig : undefined,
+  };
+}
+
+export async function reregisterWorkerCall(target: ClientTarget, payload: JsonObject): Promise<IssuedCredentials> {
+  const { WorkerManager } = await library();
+  const client = new WorkerManager(clientOptions(target));
+  const response = await call('worker-manager reregisterWorker', () => client.reregisterWorker(payload));
+  return parseIssuedCredentials(response, 'reregisterWorker');
+}
+
+export async function removeWorkerCall(target: ClientTarget, workerPoolId: string, workerGroup: string, workerId: string): Promise<void> {
+  const { WorkerManager } = await library();
+  const client = new WorkerManager(clientOptions(target));
+  await call('worker-manager removeWorker', () => client.removeWorker(workerPoolId, workerGroup, workerId));
+}
+
+export async function reportWorkerErrorCall(target: ClientTarget, workerPoolId: string, payload: JsonObject): Promise<void> {
+  const { WorkerManager } = await library();
+  const client = new WorkerManager(clientOptions(target));
+  await call('worker-manager reportWorkerError', () => client.reportWorkerError(workerPoolId, payload));
+}
+
+/** The value of a secret (the `secret` property of the service's answer). */
+export async function getSecretCall(target: ClientTarget, name: string): Promise<JsonValue> {
+  const { Secrets } = await library();
+  const client = new Secrets(clientOptions(target));
+  const response = await call(`secrets get ${name}`, () => client.get(name));
+  if (!isJsonObject(response as JsonValue) || !('secret' in (response as JsonObject))) {
+    throw new TaskclusterCallError(`secrets get ${name} returned a response without a secret`, undefined, false);
+  }
+  return (response as JsonObject)['secret']!;
+}

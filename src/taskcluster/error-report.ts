@@ -1,0 +1,76 @@
+/** Forwarding the worker's error reports to worker-manager's reportWorkerError. */
+import { errorMessage } from '../errors.js';
+import type { JsonObject } from '../json.js';
+import type { Logger } from '../logging/logger.js';
+import type { ErrorReport } from '../protocol/messages.js';
+import type { RunState } from '../state.js';
+import { withRetries } from '../util/backoff.js';
+import { isTransient, reportWorkerErrorCall, type TaskclusterSettings } from './client.js';
+
+const KIND_MAX = 128;
+const TITLE_MAX = 128;
+const DESCRIPTION_MAX = 10240;
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 3)}...`;
+}
+
+/**
+ * Fit a report to the service's limits rather than lose it: `kind` is
+ * `[-a-z0-9]+` of at most 128 characters, `title` at most 128 and
+ * `description` at most 10240.
+ */
+export function normalizeErrorReport(report: ErrorReport): ErrorReport {
+  const kind = report.kind
+    .toLowerCase()
+    .replace(/[^-a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, KIND_MAX);
+  return {
+    kind: kind || 'worker-error',
+    title: truncate(report.title, TITLE_MAX),
+    description: truncate(report.description, DESCRIPTION_MAX),
+    extra: report.extra,
+  };
+}
+
+/**
+ * Sends error reports to worker-manager. Failures are logged and never stop
+ * the worker; `flush` waits (boundedly) for reports still on their way.
+ */
+export class ErrorReporter {
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    private readonly state: RunState,
+    private readonly settings: TaskclusterSettings,
+    private readonly log: Logger,
+  ) {}
+
+  report(report: ErrorReport): void {
+    const normalized = normalizeErrorReport(report);
+    this.log.warn(`worker reported an error: ${normalized.kind}: ${normalized.title}`);
+    const sending = this.send(normalized).finally(() => this.pending.delete(sending));
+    this.pending.add(sending);
+  }
+
+  /** Wait for reports in flight, at most `timeoutMs`. */
+  async flush(timeoutMs: number): Promise<void> {
+    if (this.pending.size === 0) return;
+    await Promise.race([Promise.all(this.pending), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+  }
+
+  private async send(report: ErrorReport): Promise<void> {
+    const { state } = this;
+    const payload: JsonObject = { workerGroup: state.workerGroup, workerId: state.workerId, ...report };
+    try {
+      await withRetries(
+        () => reportWorkerErrorCall({ ...this.settings, rootUrl: state.rootUrl, credentials: state.credentials }, state.workerPoolId, payload),
+        { maxAttempts: 4, isTransient },
+      );
+      this.log.info(`reported the error to worker-manager: ${report.title}`);
+    } catch (err) {
+      this.log.warn(`could not report the error to worker-manager: ${errorMessage(err)}`);
+    }
+  }
+}

@@ -1,0 +1,128 @@
+/** Renewing the worker's credentials with reregisterWorker before they expire. */
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../logging/logger.js';
+import type { TerminationControl } from '../plugin.js';
+import type { WorkerProtocol } from '../protocol/protocol.js';
+import type { RunState } from '../state.js';
+import { withRetries } from '../util/backoff.js';
+import { sleepUntil } from '../util/wall-clock.js';
+import { isTransient, reregisterWorkerCall, type TaskclusterSettings } from './client.js';
+
+const MINUTE = 60_000;
+
+/**
+ * How long to wait before renewing credentials that expire in `untilExpiry`
+ * ms, as Taskcluster does: 30 minutes before expiry for long lifetimes, but
+ * no sooner than 5 minutes from now, and never later than 30 seconds before
+ * expiry (the last rule wins).
+ */
+export function renewalDelayMs(untilExpiry: number): number {
+  let delay = untilExpiry - 30 * MINUTE;
+  if (delay < 5 * MINUTE) delay = 5 * MINUTE;
+  if (delay > untilExpiry - 30_000) delay = untilExpiry - 30_000;
+  return Math.max(0, delay);
+}
+
+/**
+ * While retrying a renewal, stop once the credentials have less than this
+ * left: 2 minutes, or a quarter of what was left when renewal began,
+ * whichever is smaller.
+ */
+export function renewalSafetyMarginMs(remainingAtStart: number): number {
+  return Math.min(2 * MINUTE, remainingAtStart / 4);
+}
+
+export interface RenewalOptions {
+  state: RunState;
+  protocol: WorkerProtocol;
+  termination: TerminationControl;
+  settings: TaskclusterSettings;
+  log: Logger;
+  /** Called after each renewal (to rewrite the state cache); a failure stops the worker. */
+  onRenewed?: (state: RunState) => Promise<void>;
+}
+
+/**
+ * Keeps the worker's credentials fresh while it runs. When renewal is not
+ * possible (the worker does not accept new-credentials, worker-manager
+ * refuses, or time runs out), the worker is asked to stop before the
+ * credentials expire.
+ */
+export class CredentialRenewal {
+  private readonly abort = new AbortController();
+
+  constructor(private readonly options: RenewalOptions) {}
+
+  start(): void {
+    if (this.options.state.credentialsExpire === undefined) return;
+    void this.run().catch((err: unknown) => this.options.log.error(`credential renewal failed: ${errorMessage(err)}`));
+  }
+
+  stop(): void {
+    this.abort.abort();
+  }
+
+  private async run(): Promise<void> {
+    const { state, log } = this.options;
+    for (;;) {
+      const expires = Date.parse(state.credentialsExpire!);
+      const renewAt = Date.now() + renewalDelayMs(expires - Date.now());
+      log.info(`credentials expire at ${new Date(expires).toISOString()}; renewing at ${new Date(renewAt).toISOString()}`);
+      if (!(await sleepUntil(renewAt, this.abort.signal))) return;
+      if (!(await this.renew(expires))) return;
+    }
+  }
+
+  /** One renewal; false when the worker has been asked to stop instead. */
+  private async renew(expires: number): Promise<boolean> {
+    const { state, protocol, termination, settings, log } = this.options;
+    const stopWorker = (why: string): false => {
+      log.warn(`${why}; asking the worker to stop before its credentials expire`);
+      termination.requestTermination({ finishTasks: false, reason: 'credentials-expiring', deadline: new Date(expires) });
+      return false;
+    };
+    if (!protocol.capable('new-credentials')) return stopWorker('the worker does not accept new-credentials');
+
+    const deadline = expires - renewalSafetyMarginMs(expires - Date.now());
+    let issued;
+    try {
+      issued = await withRetries(
+        () =>
+          reregisterWorkerCall(
+            // never let one attempt run past the deadline
+            { ...settings, requestTimeoutMs: Math.max(1000, Math.min(settings.requestTimeoutMs, deadline - Date.now())), rootUrl: state.rootUrl, credentials: state.credentials },
+            { workerPoolId: state.workerPoolId, workerGroup: state.workerGroup, workerId: state.workerId, secret: state.registrationSecret ?? '' },
+          ),
+        {
+          deadline,
+          isTransient,
+          onRetry: (err, attempt, delayMs) => log.warn(`renewing credentials: ${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
+        },
+      );
+    } catch (err) {
+      return stopWorker(`cannot renew credentials: ${errorMessage(err)}`);
+    }
+    if (this.abort.signal.aborted) return false;
+
+    log.redactor.add(issued.credentials.accessToken);
+    log.redactor.add(issued.credentials.certificate);
+    log.redactor.add(issued.secret);
+    state.credentials = issued.credentials;
+    state.credentialsExpire = issued.expires;
+    state.registrationSecret = issued.secret;
+    const { clientId, accessToken, certificate } = issued.credentials;
+    protocol.send({
+      type: 'new-credentials',
+      'client-id': clientId,
+      'access-token': accessToken,
+      ...(certificate !== undefined ? { certificate } : {}),
+    });
+    log.info(`renewed credentials; sent them to the worker (they expire at ${issued.expires})`);
+    try {
+      await this.options.onRenewed?.(state);
+    } catch (err) {
+      return stopWorker(`cannot save the renewed state: ${errorMessage(err)}`);
+    }
+    return true;
+  }
+}

@@ -68,6 +68,11 @@ export interface ProviderPlugin<Config extends object = JsonObject>
    * (the worker is removed when it finishes, or the machine powers off).
    */
   dynamic: boolean;
+  /**
+   * True when the provider can register again at any time: cached
+   * credentials that have expired then mean a fresh run instead of an error.
+   */
+  canRegisterAgain?: boolean;
 }
 
 export interface WorkerImplementation {

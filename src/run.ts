@@ -3,18 +3,21 @@
  */
 import { loadRunnerConfig } from './config/load.js';
 import type { RunnerConfig } from './config/types.js';
-import { errorMessage } from './errors.js';
+import { StartWorkerError, errorMessage } from './errors.js';
 import { ExitManager } from './exit.js';
+import { writeFiles } from './files.js';
 import type { Logger } from './logging/logger.js';
-import type { PluginContext, Provider, ProviderPlugin, RunningWorker, WorkerImplementation, WorkerSpawner } from './plugin.js';
+import type { IdentityProof, PluginContext, Provider, ProviderPlugin, RunningWorker, WorkerImplementation, WorkerSpawner } from './plugin.js';
 import { PluginRegistry } from './registry.js';
+import { readSecretSources } from './secret-sources/index.js';
+import { readStateCache, writeStateCache } from './state-cache.js';
 import { checkProviderResults, emptyRunState, type RunState } from './state.js';
 import { exitStatusCode } from './supervisor/exit-status.js';
 import { TerminationController } from './supervisor/termination.js';
 import { ErrorReporter } from './taskcluster/error-report.js';
 import { registerWorker, type StartupCallSettings } from './taskcluster/registration.js';
 import { CredentialRenewal } from './taskcluster/renewal.js';
-import { readTaskclusterSecrets } from './taskcluster/secrets.js';
+import { protectRestoredSecrets, readTaskclusterSecrets } from './taskcluster/secrets.js';
 
 export interface RunOptions {
   configPath: string;
@@ -43,11 +46,21 @@ export async function runWorker(options: RunOptions): Promise<number> {
   const workerImplementation = (await registry.get('worker', config.worker.implementation)).create(config.worker, context);
   const settings = startupCallSettings(config);
 
-  // The provider says who this worker is.
-  const state = emptyRunState(config.workerConfig);
-  log.info(`configuring with provider ${config.provider.providerType}`);
-  const identityProof = await provider.configureRun(state);
-  protectStateSecrets(state, log);
+  // A restart continues the cached run; otherwise the provider says who this worker is.
+  const cached = config.cacheOverRestarts === undefined ? undefined : await restoreCachedRun(config.cacheOverRestarts, providerPlugin, log);
+  const state = cached ?? emptyRunState(config.workerConfig);
+  let identityProof: IdentityProof | undefined;
+  if (cached) {
+    log.info(`continuing the run cached in ${config.cacheOverRestarts}`);
+    protectStateSecrets(state, log);
+    protectRestoredSecrets(state, log);
+    await provider.useCachedRun(state);
+    await workerImplementation.useCachedRun(state);
+  } else {
+    log.info(`configuring with provider ${config.provider.providerType}`);
+    identityProof = await provider.configureRun(state);
+    protectStateSecrets(state, log);
+  }
 
   // From here on a failure happens to a known machine: a dynamically
   // provisioned one reports it and goes away instead of idling.
@@ -60,11 +73,13 @@ export async function runWorker(options: RunOptions): Promise<number> {
     }
     checkProviderResults(state, config.provider.providerType);
     log.info(`identified as worker ${state.workerGroup}/${state.workerId} in pool ${state.workerPoolId}`);
-    if (config.getSecrets) await readTaskclusterSecrets(state, settings, log);
-    log.info(`configuring worker implementation ${config.worker.implementation}`);
-    await workerImplementation.configureRun(state);
-    if (state.files.length > 0) {
-      throw new Error('writing files is not supported by this build yet');
+    if (!cached) {
+      if (config.getSecrets) await readTaskclusterSecrets(state, settings, log);
+      await readSecretSources(config.secrets, state, { ...settings, awsRegion: awsRegion(config, state) }, log);
+      log.info(`configuring worker implementation ${config.worker.implementation}`);
+      await workerImplementation.configureRun(state);
+      if (config.cacheOverRestarts !== undefined) await writeStateCache(config.cacheOverRestarts, state);
+      await writeFiles(state.files, config.fileLimits, log);
     }
     log.info(`starting worker (${config.worker.implementation})`);
     worker = await workerImplementation.startWorker(state, workerSpawner(config, log));
@@ -77,7 +92,30 @@ export async function runWorker(options: RunOptions): Promise<number> {
     throw err;
   }
 
-  return supervise(worker, state, { provider, workerImplementation, exit, settings, log });
+  const onRenewed = config.cacheOverRestarts === undefined ? undefined : (renewed: RunState) => writeStateCache(config.cacheOverRestarts!, renewed);
+  return supervise(worker, state, { provider, workerImplementation, exit, settings, log, onRenewed });
+}
+
+/**
+ * The cached run state, if there is one and it can still be used. Expired
+ * credentials are an error for a provider that cannot register again (the
+ * instance should be replaced); for one that can, a fresh run.
+ */
+async function restoreCachedRun(path: string, plugin: ProviderPlugin<object>, log: Logger): Promise<RunState | undefined> {
+  const cached = await readStateCache(path);
+  if (cached?.credentialsExpire === undefined || Date.parse(cached.credentialsExpire) > Date.now()) return cached;
+  if (plugin.canRegisterAgain) {
+    log.warn(`the credentials cached in ${path} expired at ${cached.credentialsExpire}; starting a fresh run`);
+    return undefined;
+  }
+  throw new StartWorkerError(
+    `the credentials cached in ${path} expired at ${cached.credentialsExpire}; this worker cannot register again, so the instance should be replaced`,
+  );
+}
+
+/** The region of the aws provider, the default region for AWS secret sources. */
+function awsRegion(config: RunnerConfig, state: RunState): string | undefined {
+  return config.provider.providerType === 'aws' ? state.workerLocation['region'] : undefined;
 }
 
 interface SuperviseParts {
@@ -86,11 +124,13 @@ interface SuperviseParts {
   exit: ExitManager;
   settings: StartupCallSettings;
   log: Logger;
+  /** Called after each credential renewal (to rewrite the state cache). */
+  onRenewed: ((state: RunState) => Promise<void>) | undefined;
 }
 
 /** Supervise the running worker until it exits, then finish the run. */
 async function supervise(worker: RunningWorker, state: RunState, parts: SuperviseParts): Promise<number> {
-  const { provider, workerImplementation, exit, settings, log } = parts;
+  const { provider, workerImplementation, exit, settings, log, onRenewed } = parts;
   const termination = new TerminationController(worker, log);
   termination.handleSignals();
   const reporter = new ErrorReporter(state, settings, log);
@@ -98,7 +138,7 @@ async function supervise(worker: RunningWorker, state: RunState, parts: Supervis
     errorReport: (report) => reporter.report(report),
     shutdown: () => exit.shutdownRequested(),
   });
-  const renewal = new CredentialRenewal({ state, protocol: worker.protocol, termination, settings, log });
+  const renewal = new CredentialRenewal({ state, protocol: worker.protocol, termination, settings, log, onRenewed });
   renewal.start();
   provider.workerStarted(termination);
 

@@ -1,4 +1,5 @@
 import type { JsonSchema } from '../schema.js';
+import { secretSourcesSchema } from '../secret-sources/schema.js';
 
 /**
  * The top level of the runner configuration. The provider, worker and
@@ -68,6 +69,16 @@ export const coreSchema: JsonSchema = {
       type: 'boolean',
       description:
         'When startup fails after the provider step, report the error, then remove the worker or power off, so a broken image does not leave machines idling. Default: true for dynamically provisioned providers (aws, azure, google); set false to debug an image.',
+    },
+    secrets: secretSourcesSchema,
+    fileLimits: {
+      type: 'object',
+      description: 'Limits on zip archives among the files from worker-manager and secrets.',
+      default: {},
+      properties: {
+        maxZipEntries: { type: 'integer', minimum: 1, default: 100000, description: 'The most entries an archive may have.' },
+        maxZipBytes: { type: 'integer', minimum: 1, default: 1073741824, description: 'The most bytes an archive may expand to.' },
+      },
     },
     cacheOverRestarts: {
       type: 'string',

@@ -1,4 +1,6 @@
 import type { JsonObject } from '../json.js';
+import type { FileLimits } from '../files.js';
+import type { SecretSourceConfig } from '../secret-sources/schema.js';
 
 export interface ProviderSection extends JsonObject {
   providerType: string;
@@ -26,6 +28,9 @@ export interface RunnerConfig {
   requestTimeout: number;
   shutdownCommand: string[];
   shutdownOnStartupFailure?: boolean;
+  /** More secret sources, read after the Taskcluster secrets. */
+  secrets: SecretSourceConfig[];
+  fileLimits: FileLimits;
   /** Path of the file the run state is cached in over restarts. */
   cacheOverRestarts?: string;
 }

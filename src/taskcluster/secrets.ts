@@ -36,6 +36,16 @@ export function applySecret(state: RunState, secret: { config: JsonObject; files
   for (const file of secret.files) log.redactor.add(typeof file.content === 'string' ? file.content : undefined);
 }
 
+/** After a restart from the cache: protect again the values that came from secrets. */
+export function protectRestoredSecrets(state: RunState, log: Logger): void {
+  for (const path of state.secretConfigPaths) {
+    let value: JsonValue | undefined = state.workerConfig;
+    for (const key of path) value = isJsonObject(value) || Array.isArray(value) ? (value as Record<string, JsonValue>)[key] : undefined;
+    if (value !== undefined) protectSecretValues(value, log);
+  }
+  for (const file of state.files) log.redactor.add(typeof file.content === 'string' ? file.content : undefined);
+}
+
 function protectSecretValues(value: JsonValue, log: Logger): void {
   if (typeof value === 'string') log.redactor.add(value, MIN_REDACTED_VALUE_LENGTH);
   else if (Array.isArray(value)) value.forEach((item) => protectSecretValues(item, log));

@@ -1,0 +1,30 @@
+/** Secret sources beyond the Taskcluster secrets service, read after it in order (runner config `secrets`). */
+import type { Logger } from '../logging/logger.js';
+import type { RunState } from '../state.js';
+import { applySecret, parseSecretValue } from '../taskcluster/secrets.js';
+import { withRetries } from '../util/backoff.js';
+import { SecretSourceError, readAwsSecret } from './aws-secrets-manager.js';
+import type { SecretSourceConfig } from './schema.js';
+
+export interface SecretSourceSettings {
+  requestTimeoutMs: number;
+  retryWindowMs: number;
+  /** The region of the aws provider, when that is the provider. */
+  awsRegion: string | undefined;
+}
+
+export async function readSecretSources(sources: SecretSourceConfig[], state: RunState, settings: SecretSourceSettings, log: Logger): Promise<void> {
+  for (const source of sources) {
+    const value = await withRetries(() => readAwsSecret(source, { region: settings.awsRegion, requestTimeoutMs: settings.requestTimeoutMs }), {
+      deadline: Date.now() + settings.retryWindowMs,
+      isTransient: (err) => err instanceof SecretSourceError && err.transient,
+      onRetry: (err, attempt, delayMs) => log.warn(`${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
+    });
+    if (value === undefined) {
+      log.warn(`AWS Secrets Manager secret '${source.secretId}' does not exist; it is optional, continuing without it`);
+      continue;
+    }
+    applySecret(state, parseSecretValue(value, `AWS Secrets Manager secret '${source.secretId}'`), log);
+    log.info(`read worker configuration from AWS Secrets Manager secret '${source.secretId}'`);
+  }
+}

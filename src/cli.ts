@@ -1,55 +1,43 @@
-import { parseArgs } from 'node:util';
+import { CONFIG_VARIABLE, environmentVariable, optionsHelp, parseCliOptions, type CliOptions } from './cli-options.js';
 import { ConfigProblems, loadRunnerConfig } from './config/load.js';
+import { parseOverride } from './config/overrides.js';
+import { renderReference } from './docs.js';
 import { errorMessage, StartWorkerError } from './errors.js';
+import { JsonDestination } from './logging/json.js';
 import { Logger } from './logging/logger.js';
 import { StdioDestination } from './logging/stdio.js';
 import { PluginRegistry } from './registry.js';
 import { runWorker } from './run.js';
+import { tlsAgentOptions } from './tls.js';
 import { VERSION } from './version.js';
-
-interface OptionSpec {
-  name: string;
-  short?: string;
-  type: 'boolean' | 'string';
-  description: string;
-}
-
-const OPTIONS: OptionSpec[] = [
-  { name: 'help', short: 'h', type: 'boolean', description: 'Print this help and exit.' },
-  { name: 'version', type: 'boolean', description: 'Print "start-worker <version>" and exit.' },
-  { name: 'short-version', type: 'boolean', description: 'Print the bare version and exit.' },
-  { name: 'verbose', short: 'v', type: 'boolean', description: 'Log debug messages; print stack traces of errors.' },
-];
 
 const COMMANDS = [
   ['start-worker [options] <runnerConfig>', 'Run the worker described by the runner config (YAML).'],
   ['start-worker validate [options] <runnerConfig>', 'Check the runner config without network access; print "ok" or every problem.'],
+  ['start-worker docs [options] [runnerConfig]', 'Print the runner configuration reference, with the plugins the config loads.'],
 ];
 
 export function usage(): string {
-  const optionLines = OPTIONS.map((option) => {
-    const flags = `${option.short ? `-${option.short}, ` : '    '}--${option.name}`;
-    return `  ${flags.padEnd(22)} ${option.description}`;
-  });
-  const commandLines = COMMANDS.map(([command, description]) => `  ${command}\n      ${description}`);
   return [
     `start-worker ${VERSION}: boots and supervises a Taskcluster worker.`,
     '',
     'Usage:',
-    ...commandLines,
+    ...COMMANDS.map(([command, description]) => `  ${command}\n      ${description}`),
     '',
-    'Options:',
-    ...optionLines,
+    `The runner config may also be given as ${CONFIG_VARIABLE}.`,
     '',
-    'Exit status: the worker\'s exit code; 128+N when it died of signal N; 1 when start-worker itself fails.',
+    'Options (the command line wins over the environment):',
+    ...optionsHelp(),
+    '',
+    "Exit status: the worker's exit code; 128+N when it died of signal N; 1 when start-worker itself fails.",
     '',
   ].join('\n');
 }
 
 /** The command line entry point; resolves to the process exit code. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const log = new Logger(new StdioDestination());
-  let verbose = argv.includes('--verbose') || argv.includes('-v');
+  let verbose = argv.includes('--verbose') || argv.includes('-v') || env[environmentVariable('verbose')] === 'true';
   const onFatal = (err: unknown): void => {
     reportError(err, log, verbose);
     log.flush();
@@ -58,32 +46,26 @@ export async function main(argv: string[]): Promise<number> {
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);
   try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: Object.fromEntries(
-        OPTIONS.map((o) => [o.name, o.short ? { type: o.type, short: o.short } : { type: o.type }]),
-      ),
-    });
-    verbose = values['verbose'] === true;
-    if (values['help']) {
-      process.stdout.write(usage());
-      return 0;
-    }
-    if (values['version']) {
-      process.stdout.write(`start-worker ${VERSION}\n`);
-      return 0;
-    }
-    if (values['short-version']) {
-      process.stdout.write(`${VERSION}\n`);
-      return 0;
-    }
-    if (verbose) log.setLevel('debug');
+    const options = parseCliOptions(argv, env);
+    verbose = options.verbose;
+    log.redactor.add(options.certKeyPass);
+    if (options.help) return print(usage());
+    if (options.version) return print(`start-worker ${VERSION}\n`);
+    if (options.shortVersion) return print(`${VERSION}\n`);
+    if (options.logFormat === 'json') log.setDestination(new JsonDestination());
+    if (options.verbose) log.setLevel('debug');
+    if (options.quiet) log.setLevel('error');
 
-    const [first, ...rest] = positionals;
-    if (first === 'validate') return await validate(onlyConfigPath(rest), log);
-    return await runWorker({ configPath: onlyConfigPath(positionals), log });
+    const [command, ...rest] = options.positionals;
+    if (command === 'validate') return await validate(configPath(rest, env, true)!, options, log);
+    if (command === 'docs') return await docs(configPath(rest, env, false), options);
+    return await runWorker({
+      configPath: configPath(options.positionals, env, true)!,
+      log,
+      overrides: options.overrides.map(parseOverride),
+      ...(options.logFormat ? { logFormat: options.logFormat } : {}),
+      ...(await tlsSettings(options)),
+    });
   } catch (err) {
     reportError(err, log, verbose);
     return 1;
@@ -92,18 +74,31 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function onlyConfigPath(positionals: string[]): string {
-  if (positionals.length === 0) throw new StartWorkerError('missing the runner config file argument (see start-worker --help)');
+function print(text: string): number {
+  process.stdout.write(text);
+  return 0;
+}
+
+function configPath(positionals: string[], env: NodeJS.ProcessEnv, required: boolean): string | undefined {
   if (positionals.length > 1) {
     throw new StartWorkerError(`expected one runner config file, got ${positionals.length}: ${positionals.join(' ')} (see start-worker --help)`);
   }
-  return positionals[0]!;
+  const path = positionals[0] ?? env[CONFIG_VARIABLE];
+  if (path === undefined && required) {
+    throw new StartWorkerError(`missing the runner config file argument (or ${CONFIG_VARIABLE}; see start-worker --help)`);
+  }
+  return path;
+}
+
+async function tlsSettings(options: CliOptions) {
+  const tls = await tlsAgentOptions(options);
+  return tls ? { tls } : {};
 }
 
 /** `start-worker validate`: every problem on its own line, no network, nothing changed on disk. */
-async function validate(path: string, log: Logger): Promise<number> {
+async function validate(path: string, options: CliOptions, log: Logger): Promise<number> {
   try {
-    const { warnings } = await loadRunnerConfig(path, { tighten: false, registry: new PluginRegistry() });
+    const { warnings } = await loadRunnerConfig(path, { tighten: false, registry: new PluginRegistry(), overrides: options.overrides.map(parseOverride) });
     for (const warning of warnings) process.stderr.write(`warning: ${log.redactor.redact(warning)}\n`);
     process.stdout.write('ok\n');
     return 0;
@@ -113,6 +108,13 @@ async function validate(path: string, log: Logger): Promise<number> {
     for (const problem of err.problems) process.stderr.write(`${err.path}: ${problem}\n`);
     return 1;
   }
+}
+
+/** `start-worker docs`: the reference for the built-ins and, given a config, the plugins it loads. */
+async function docs(path: string | undefined, options: CliOptions): Promise<number> {
+  const registry = new PluginRegistry();
+  if (path !== undefined) await loadRunnerConfig(path, { tighten: false, registry, overrides: options.overrides.map(parseOverride) });
+  return print(`${await renderReference(registry)}\n`);
 }
 
 /** One line for the operator; the stack only when asked for, or when the error is a bug. */

@@ -37,6 +37,7 @@ const BUILTINS: { [K in PluginKind]: Record<string, Loader<PluginByKind[K]>> } =
     'generic-worker': () => import('../workers/generic-worker.js'),
   },
   logging: {
+    json: () => import('./logging/json.js'),
     stdio: () => import('./logging/stdio.js'),
   },
 };

@@ -1,11 +1,14 @@
 /**
  * The run sequence: everything start-worker does, top to bottom.
  */
+import type { AgentOptions } from 'node:https';
 import { loadRunnerConfig } from './config/load.js';
+import type { Override } from './config/overrides.js';
 import type { RunnerConfig } from './config/types.js';
 import { StartWorkerError, errorMessage } from './errors.js';
 import { ExitManager } from './exit.js';
 import { writeFiles } from './files.js';
+import { Hooks } from './hooks.js';
 import type { Logger } from './logging/logger.js';
 import type { IdentityProof, PluginContext, Provider, ProviderPlugin, RunningWorker, WorkerImplementation, WorkerSpawner } from './plugin.js';
 import { PluginRegistry } from './registry.js';
@@ -23,6 +26,10 @@ export interface RunOptions {
   configPath: string;
   log: Logger;
   registry?: PluginRegistry;
+  overrides?: Override[];
+  logFormat?: 'text' | 'json';
+  /** TLS settings for Taskcluster and secret-store calls. */
+  tls?: AgentOptions;
 }
 
 /** How long to wait for error reports still in flight when the worker has exited. */
@@ -34,17 +41,27 @@ export async function runWorker(options: RunOptions): Promise<number> {
   const registry = options.registry ?? new PluginRegistry();
 
   // Load and validate the runner config, then log where it says.
-  const { config, warnings } = await loadRunnerConfig(options.configPath, { tighten: true, registry });
+  const loaded = await loadRunnerConfig(options.configPath, { tighten: true, registry, overrides: options.overrides, logFormat: options.logFormat });
+  const { config } = loaded;
+  for (const secret of loaded.secrets) log.redactor.add(secret);
   const context: PluginContext = { log, runnerConfig: config };
   const logging = await registry.get('logging', config.logging.implementation);
   log.setDestination(logging.create(config.logging, context));
-  for (const warning of warnings) log.warn(warning);
+  for (const warning of loaded.warnings) log.warn(warning);
+  if (options.tls?.rejectUnauthorized === false) {
+    log.warn('TLS CERTIFICATES ARE NOT VERIFIED (--no-verify-certs): anyone on the network path can impersonate Taskcluster and the secret stores');
+  }
 
   const providerPlugin = await registry.get('provider', config.provider.providerType);
   protectConfigSecrets(config, providerPlugin, log);
   const provider = providerPlugin.create(config.provider, context);
   const workerImplementation = (await registry.get('worker', config.worker.implementation)).create(config.worker, context);
-  const settings = startupCallSettings(config);
+  const settings: StartupCallSettings = {
+    requestTimeoutMs: config.requestTimeout * 1000,
+    retryWindowMs: config.startupRetryWindow * 1000,
+    ...(options.tls ? { tls: options.tls } : {}),
+  };
+  const hooks = new Hooks(config.hooks ?? {}, log);
 
   // A restart continues the cached run; otherwise the provider says who this worker is.
   const cached = config.cacheOverRestarts === undefined ? undefined : await restoreCachedRun(config.cacheOverRestarts, providerPlugin, log);
@@ -57,9 +74,11 @@ export async function runWorker(options: RunOptions): Promise<number> {
     await provider.useCachedRun(state);
     await workerImplementation.useCachedRun(state);
   } else {
+    await hooks.run('pre-configure', undefined);
     log.info(`configuring with provider ${config.provider.providerType}`);
     identityProof = await provider.configureRun(state);
     protectStateSecrets(state, log);
+    await hooks.run('post-configure', state);
   }
 
   // From here on a failure happens to a known machine: a dynamically
@@ -68,21 +87,34 @@ export async function runWorker(options: RunOptions): Promise<number> {
   let worker: RunningWorker;
   try {
     if (identityProof !== undefined) {
+      await hooks.run('pre-register', state);
       await registerWorker(state, identityProof, config.worker.implementation, settings, log);
       protectStateSecrets(state, log);
+      await hooks.run('post-register', state);
     }
     checkProviderResults(state, config.provider.providerType);
     log.info(`identified as worker ${state.workerGroup}/${state.workerId} in pool ${state.workerPoolId}`);
-    if (!cached) {
+    if (!cached && (config.getSecrets || config.secrets.length > 0)) {
+      await hooks.run('pre-secrets', state);
       if (config.getSecrets) await readTaskclusterSecrets(state, settings, log);
       await readSecretSources(config.secrets, state, { ...settings, awsRegion: awsRegion(config, state) }, log);
+      await hooks.run('post-secrets', state);
+    }
+    await hooks.run('pre-start', state);
+    if (!cached) {
       log.info(`configuring worker implementation ${config.worker.implementation}`);
       await workerImplementation.configureRun(state);
       if (config.cacheOverRestarts !== undefined) await writeStateCache(config.cacheOverRestarts, state);
+      await hooks.run('pre-files', state);
       await writeFiles(state.files, config.fileLimits, log);
+      await hooks.run('post-files', state);
     }
     log.info(`starting worker (${config.worker.implementation})`);
     worker = await workerImplementation.startWorker(state, workerSpawner(config, log));
+    await hooks.run('post-start', state).catch((err: unknown) => {
+      worker.kill();
+      throw err;
+    });
   } catch (err) {
     if (providerPlugin.dynamic && (config.shutdownOnStartupFailure ?? true)) {
       log.error(`startup failed: ${errorMessage(err)}`);
@@ -93,7 +125,50 @@ export async function runWorker(options: RunOptions): Promise<number> {
   }
 
   const onRenewed = config.cacheOverRestarts === undefined ? undefined : (renewed: RunState) => writeStateCache(config.cacheOverRestarts!, renewed);
-  return supervise(worker, state, { provider, workerImplementation, exit, settings, log, onRenewed });
+  return supervise(worker, state, { provider, workerImplementation, exit, hooks, settings, log, onRenewed });
+}
+
+interface SuperviseParts {
+  provider: Provider;
+  workerImplementation: WorkerImplementation;
+  exit: ExitManager;
+  hooks: Hooks;
+  settings: StartupCallSettings;
+  log: Logger;
+  /** Called after each credential renewal (to rewrite the state cache). */
+  onRenewed: ((state: RunState) => Promise<void>) | undefined;
+}
+
+/** Supervise the running worker until it exits, then finish the run. */
+async function supervise(worker: RunningWorker, state: RunState, parts: SuperviseParts): Promise<number> {
+  const { provider, workerImplementation, exit, hooks, settings, log, onRenewed } = parts;
+  const termination = new TerminationController(worker, log, (request) =>
+    void hooks.runLogged('termination-notice', state, {
+      START_WORKER_TERMINATION_REASON: request.reason,
+      START_WORKER_TERMINATION_DEADLINE: request.deadline?.toISOString() ?? '',
+    }),
+  );
+  termination.handleSignals();
+  const reporter = new ErrorReporter(state, settings, log);
+  worker.protocol.setHandlers({
+    errorReport: (report) => reporter.report(report),
+    shutdown: () => exit.shutdownRequested(),
+  });
+  const renewal = new CredentialRenewal({ state, protocol: worker.protocol, termination, settings, log, onRenewed });
+  renewal.start();
+  provider.workerStarted(termination);
+
+  const status = await worker.exited;
+  renewal.stop();
+  const code = exitStatusCode(status);
+  log.info(`worker exited with ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`);
+  await provider.workerFinished(state);
+  await hooks.runLogged('worker-exit', state, { START_WORKER_EXIT_CODE: String(code) });
+  await reporter.flush(REPORT_FLUSH_MS);
+  const rebootRequested = workerImplementation.rebootRequested?.(code) ?? false;
+  if (rebootRequested) log.info(`the worker asked for a reboot (exit code ${code}); leaving it registered`);
+  await exit.workerExited(rebootRequested);
+  return code;
 }
 
 /**
@@ -116,46 +191,6 @@ async function restoreCachedRun(path: string, plugin: ProviderPlugin<object>, lo
 /** The region of the aws provider, the default region for AWS secret sources. */
 function awsRegion(config: RunnerConfig, state: RunState): string | undefined {
   return config.provider.providerType === 'aws' ? state.workerLocation['region'] : undefined;
-}
-
-interface SuperviseParts {
-  provider: Provider;
-  workerImplementation: WorkerImplementation;
-  exit: ExitManager;
-  settings: StartupCallSettings;
-  log: Logger;
-  /** Called after each credential renewal (to rewrite the state cache). */
-  onRenewed: ((state: RunState) => Promise<void>) | undefined;
-}
-
-/** Supervise the running worker until it exits, then finish the run. */
-async function supervise(worker: RunningWorker, state: RunState, parts: SuperviseParts): Promise<number> {
-  const { provider, workerImplementation, exit, settings, log, onRenewed } = parts;
-  const termination = new TerminationController(worker, log);
-  termination.handleSignals();
-  const reporter = new ErrorReporter(state, settings, log);
-  worker.protocol.setHandlers({
-    errorReport: (report) => reporter.report(report),
-    shutdown: () => exit.shutdownRequested(),
-  });
-  const renewal = new CredentialRenewal({ state, protocol: worker.protocol, termination, settings, log, onRenewed });
-  renewal.start();
-  provider.workerStarted(termination);
-
-  const status = await worker.exited;
-  renewal.stop();
-  const code = exitStatusCode(status);
-  log.info(`worker exited with ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`);
-  await provider.workerFinished(state);
-  await reporter.flush(REPORT_FLUSH_MS);
-  const rebootRequested = workerImplementation.rebootRequested?.(code) ?? false;
-  if (rebootRequested) log.info(`the worker asked for a reboot (exit code ${code}); leaving it registered`);
-  await exit.workerExited(rebootRequested);
-  return code;
-}
-
-function startupCallSettings(config: RunnerConfig): StartupCallSettings {
-  return { requestTimeoutMs: config.requestTimeout * 1000, retryWindowMs: config.startupRetryWindow * 1000 };
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { JsonSchema } from '../schema.js';
+import { hooksSchema } from '../hooks.js';
 import { secretSourcesSchema } from '../secret-sources/schema.js';
 
 /**
@@ -79,6 +80,13 @@ export const coreSchema: JsonSchema = {
         maxZipEntries: { type: 'integer', minimum: 1, default: 100000, description: 'The most entries an archive may have.' },
         maxZipBytes: { type: 'integer', minimum: 1, default: 1073741824, description: 'The most bytes an archive may expand to.' },
       },
+    },
+    hooks: hooksSchema,
+    plugins: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      description:
+        'Modules adding providers, worker implementations or log destinations: package names, or paths relative to this file. See "Writing a plugin".',
     },
     cacheOverRestarts: {
       type: 'string',

@@ -1,9 +1,13 @@
+import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { StartWorkerError } from '../errors.js';
-import type { JsonValue } from '../json.js';
+import { isJsonObject, type JsonValue } from '../json.js';
+import { loadPlugins } from '../plugin-loader.js';
 import type { PluginRegistry } from '../registry.js';
 import type { RunnerConfig } from './types.js';
 import { decodeUtf8, readPrivateFile } from './file.js';
+import { resolveIndirections } from './indirection.js';
+import { applyOverrides, type Override } from './overrides.js';
 import { validateRunnerConfig } from './validate.js';
 
 const WHAT = 'runner config';
@@ -47,11 +51,6 @@ function checkJson(value: unknown, source: string): JsonValue {
   throw new StartWorkerError(`${source}: unsupported YAML value (${Object.prototype.toString.call(value)}); use plain strings, numbers, lists and mappings`);
 }
 
-export interface LoadedConfig {
-  config: RunnerConfig;
-  warnings: string[];
-}
-
 /** A config that failed validation: every problem, each with its location. */
 export class ConfigProblems extends StartWorkerError {
   constructor(
@@ -67,14 +66,44 @@ export interface LoadOptions {
   /** Make a group/other-readable file owner-only (false for `validate`, which changes nothing). */
   tighten: boolean;
   registry: PluginRegistry;
+  /** `--override KEY=VALUE`s, applied before validation. */
+  overrides?: Override[];
+  /** `--log-format`: replaces the logging section. */
+  logFormat?: 'text' | 'json';
+  /** Where `{env: NAME}` indirections are looked up. */
+  env?: NodeJS.ProcessEnv;
 }
 
-/** Read, parse and validate a runner config file. */
+export interface LoadedConfig {
+  config: RunnerConfig;
+  warnings: string[];
+  /** Values resolved from `{env}`/`{file}` indirections: secrets to redact. */
+  secrets: string[];
+}
+
+/**
+ * Read, parse and validate a runner config file: overrides and
+ * `--log-format` applied, secret indirections in the provider section
+ * resolved, the plugins it names loaded (their schemas take part).
+ */
 export async function loadRunnerConfig(path: string, options: LoadOptions): Promise<LoadedConfig> {
   const { bytes, warnings } = await readPrivateFile(path, WHAT, options.tighten);
-  const raw = parseYaml(decodeUtf8(bytes, path, WHAT), path);
+  let raw = applyOverrides(parseYaml(decodeUtf8(bytes, path, WHAT), path), options.overrides ?? []);
+  if (options.logFormat !== undefined && isJsonObject(raw)) {
+    raw = { ...raw, logging: { implementation: options.logFormat === 'json' ? 'json' : 'stdio' } };
+  }
+  let secrets: string[] = [];
+  if (isJsonObject(raw)) {
+    const plugins = raw['plugins'];
+    if (Array.isArray(plugins) && plugins.every((p) => typeof p === 'string')) await loadPlugins(plugins, path, options.registry);
+    if (raw['provider'] !== undefined) {
+      const resolved = await resolveIndirections(raw['provider'], ['provider'], options.env ?? process.env, dirname(resolve(path)));
+      raw = { ...raw, provider: resolved.value };
+      secrets = resolved.secrets;
+    }
+  }
   const result = await validateRunnerConfig(raw, options.registry);
   const allWarnings = [...warnings, ...result.warnings.map((w) => `${path}: ${w}`)];
   if (result.config === undefined) throw new ConfigProblems(path, result.problems, allWarnings);
-  return { config: result.config, warnings: allWarnings };
+  return { config: result.config, warnings: allWarnings, secrets };
 }

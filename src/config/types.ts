@@ -1,5 +1,6 @@
 import type { JsonObject } from '../json.js';
 import type { FileLimits } from '../files.js';
+import type { HooksConfig } from '../hooks.js';
 import type { SecretSourceConfig } from '../secret-sources/schema.js';
 
 export interface ProviderSection extends JsonObject {
@@ -31,6 +32,8 @@ export interface RunnerConfig {
   /** More secret sources, read after the Taskcluster secrets. */
   secrets: SecretSourceConfig[];
   fileLimits: FileLimits;
+  hooks?: HooksConfig;
+  plugins?: string[];
   /** Path of the file the run state is cached in over restarts. */
   cacheOverRestarts?: string;
 }

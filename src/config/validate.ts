@@ -62,17 +62,34 @@ export function validatorKey(kind: PluginKind, name: string): string {
 async function check(key: string, schema: JsonSchema, data: JsonObject, path: string[]): Promise<string[]> {
   const validate = await validatorFor(key, schema);
   if (validate(data)) return [];
-  return (validate.errors ?? []).map((error) => describeError(error, path));
+  const errors = validate.errors ?? [];
+  // A value matching none of several forms: one line naming the forms, not one per failed branch.
+  const alternatives = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  const within = (e: ErrorObject, a: ErrorObject) => e !== a && e.schemaPath.startsWith(a.schemaPath.replace(/\/(anyOf|oneOf)$/, '/'));
+  return errors
+    .filter((e) => !alternatives.some((a) => within(e, a)))
+    .map((e) => (alternatives.includes(e) ? describeAlternatives(e, schema, path) : describeError(e, path)));
+}
+
+function describeAlternatives(error: ErrorObject, schema: JsonSchema, prefix: string[]): string {
+  const node = error.schemaPath
+    .replace(/^#\//, '')
+    .split('/')
+    .slice(0, -1)
+    .reduce<unknown>((at, segment) => (at as Record<string, unknown> | undefined)?.[segment.replace(/~1/g, '/').replace(/~0/g, '~')], schema) as JsonSchema | undefined;
+  const path = formatPath([...prefix, ...instanceSegments(error)]) || '(top level)';
+  return `${path}: must be ${node?.description ?? 'one of the allowed forms'}`;
+}
+
+function instanceSegments(error: ErrorObject): string[] {
+  return error.instancePath
+    .split('/')
+    .slice(1)
+    .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 function describeError(error: ErrorObject, prefix: string[]): string {
-  const path = [
-    ...prefix,
-    ...error.instancePath
-      .split('/')
-      .slice(1)
-      .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~')),
-  ];
+  const path = [...prefix, ...instanceSegments(error)];
   const at = (segments: string[]) => formatPath(segments) || '(top level)';
   const params = error.params as Record<string, unknown>;
   switch (error.keyword) {

@@ -4,6 +4,7 @@
  * The secret string holds what a Taskcluster secret holds: `{config, files}`
  * or a flat configuration object, as JSON or YAML.
  */
+import { Agent, type AgentOptions } from 'node:https';
 import { parse } from 'yaml';
 import { StartWorkerError } from '../errors.js';
 import type { JsonValue } from '../json.js';
@@ -46,7 +47,7 @@ function describeFailure(err: unknown, secretId: string): SecretSourceError {
  */
 export async function readAwsSecret(
   source: SecretSourceConfig,
-  options: { region: string | undefined; requestTimeoutMs: number },
+  options: { region: string | undefined; requestTimeoutMs: number; tls: AgentOptions | undefined },
 ): Promise<JsonValue | undefined> {
   // A CommonJS package: under Node and in the esbuild bundle alike, module.exports is `default`.
   const sdk = (await import('@aws-sdk/client-secrets-manager')) as typeof import('@aws-sdk/client-secrets-manager') & {
@@ -59,7 +60,11 @@ export async function readAwsSecret(
     ...(source.endpoint !== undefined ? { endpoint: source.endpoint } : {}),
     // our own retry policy (the startup window) applies, as for Taskcluster calls
     maxAttempts: 1,
-    requestHandler: { requestTimeout: options.requestTimeoutMs, connectionTimeout: Math.min(options.requestTimeoutMs, 5000) },
+    requestHandler: {
+      requestTimeout: options.requestTimeoutMs,
+      connectionTimeout: Math.min(options.requestTimeoutMs, 5000),
+      ...(options.tls ? { httpsAgent: new Agent(options.tls) } : {}),
+    },
   });
   let secretString: string | undefined;
   try {

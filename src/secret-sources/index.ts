@@ -1,4 +1,5 @@
 /** Secret sources beyond the Taskcluster secrets service, read after it in order (runner config `secrets`). */
+import type { AgentOptions } from 'node:https';
 import type { Logger } from '../logging/logger.js';
 import type { RunState } from '../state.js';
 import { applySecret, parseSecretValue } from '../taskcluster/secrets.js';
@@ -8,6 +9,7 @@ import type { SecretSourceConfig } from './schema.js';
 
 export interface SecretSourceSettings {
   requestTimeoutMs: number;
+  tls?: AgentOptions;
   retryWindowMs: number;
   /** The region of the aws provider, when that is the provider. */
   awsRegion: string | undefined;
@@ -15,7 +17,7 @@ export interface SecretSourceSettings {
 
 export async function readSecretSources(sources: SecretSourceConfig[], state: RunState, settings: SecretSourceSettings, log: Logger): Promise<void> {
   for (const source of sources) {
-    const value = await withRetries(() => readAwsSecret(source, { region: settings.awsRegion, requestTimeoutMs: settings.requestTimeoutMs }), {
+    const value = await withRetries(() => readAwsSecret(source, { region: settings.awsRegion, requestTimeoutMs: settings.requestTimeoutMs, tls: settings.tls }), {
       deadline: Date.now() + settings.retryWindowMs,
       isTransient: (err) => err instanceof SecretSourceError && err.transient,
       onRetry: (err, attempt, delayMs) => log.warn(`${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),

@@ -28,6 +28,7 @@ export class TerminationController {
   constructor(
     private readonly worker: RunningWorker,
     private readonly log: Logger,
+    /** Told about each request that reaches the worker (the first, and an escalation). */
     private readonly onNotice: (request: TerminationRequest) => void = () => undefined,
   ) {
     void worker.exited.then(() => this.dispose());
@@ -35,7 +36,6 @@ export class TerminationController {
 
   requestTermination(request: TerminationRequest): void {
     if (this.finished) return;
-    this.onNotice(request);
     this.startGracePeriod();
     void this.deliver(request);
   }
@@ -82,6 +82,7 @@ export class TerminationController {
       // stopping now, is worth sending; generic-worker honours only the first.
       if (this.sentFinishTasks === false || (this.sentFinishTasks === true && request.finishTasks)) return;
       this.sentFinishTasks = request.finishTasks;
+      this.onNotice(request);
       protocol.send({
         type: 'graceful-termination',
         'finish-tasks': request.finishTasks,
@@ -91,6 +92,7 @@ export class TerminationController {
       this.log.info(`sent graceful-termination (finish-tasks: ${request.finishTasks}, reason: ${request.reason})`);
     } else if (!this.signalled) {
       this.signalled = true;
+      this.onNotice(request);
       this.log.info(`worker does not accept graceful-termination; sending it ${this.worker.terminationSignal} (reason: ${request.reason})`);
       this.worker.signal(this.worker.terminationSignal);
     }

@@ -1,0 +1,107 @@
+/**
+ * Lifecycle hooks (runner config `hooks`): commands run before and after
+ * each step of startup, on a termination notice and when the worker exits.
+ * They get the step and, once known, the worker's identity in their
+ * environment, never credentials.
+ */
+import { StartWorkerError, errorMessage } from './errors.js';
+import type { Logger } from './logging/logger.js';
+import { LineSplitter } from './protocol/framing.js';
+import type { JsonSchema } from './schema.js';
+import type { RunState } from './state.js';
+import { identityEnvironment } from './worker-config.js';
+
+export const HOOK_STEPS = [
+  'pre-configure',
+  'post-configure',
+  'pre-register',
+  'post-register',
+  'pre-secrets',
+  'post-secrets',
+  'pre-files',
+  'post-files',
+  'pre-start',
+  'post-start',
+  'termination-notice',
+  'worker-exit',
+] as const;
+
+export type HookStep = (typeof HOOK_STEPS)[number];
+export type HookSpec = string[] | { command: string[]; timeout?: number };
+export type HooksConfig = Partial<Record<HookStep, HookSpec[]>>;
+
+const DEFAULT_TIMEOUT_SECONDS = 60;
+/** Never handed to a hook, even when start-worker's own environment has them. */
+const WITHHELD_VARIABLES = ['TASKCLUSTER_CLIENT_ID', 'TASKCLUSTER_ACCESS_TOKEN', 'TASKCLUSTER_CERTIFICATE', 'START_WORKER_CERT_KEY_PASS'];
+
+const argv: JsonSchema = { type: 'array', minItems: 1, items: { type: 'string' } };
+const hookEntry: JsonSchema = {
+  description: 'an argv list, or {command: [argv], timeout: seconds}',
+  anyOf: [
+    argv,
+    {
+      type: 'object',
+      required: ['command'],
+      properties: { command: argv, timeout: { type: 'number', exclusiveMinimum: 0 } },
+    },
+  ],
+};
+
+export const hooksSchema: JsonSchema = {
+  type: 'object',
+  description:
+    'Commands to run at each step: `pre-`/`post-` `configure` (the provider), `register`, `secrets`, `files`, `start` (configuring and spawning the worker), and `termination-notice` and `worker-exit`. Each entry is an argv list or `{command: [argv], timeout: seconds}` (default 60). A failing `pre-`/`post-` hook stops startup.',
+  properties: Object.fromEntries(HOOK_STEPS.map((step) => [step, { type: 'array', items: hookEntry }])),
+};
+
+export class Hooks {
+  constructor(
+    private readonly config: HooksConfig,
+    private readonly log: Logger,
+  ) {}
+
+  /** Run a step's hooks in order; a failure or timeout is an error that stops startup. */
+  async run(step: HookStep, state: RunState | undefined, extraEnv: Record<string, string> = {}): Promise<void> {
+    for (const spec of this.config[step] ?? []) await this.runOne(step, spec, state, extraEnv);
+  }
+
+  /** Run a step's hooks, logging failures instead of stopping anything. */
+  async runLogged(step: HookStep, state: RunState | undefined, extraEnv: Record<string, string> = {}): Promise<void> {
+    try {
+      await this.run(step, state, extraEnv);
+    } catch (err) {
+      this.log.error(errorMessage(err));
+    }
+  }
+
+  private async runOne(step: HookStep, spec: HookSpec, state: RunState | undefined, extraEnv: Record<string, string>): Promise<void> {
+    const [file, ...args] = Array.isArray(spec) ? spec : spec.command;
+    const timeoutSeconds = (Array.isArray(spec) ? undefined : spec.timeout) ?? DEFAULT_TIMEOUT_SECONDS;
+    const name = `hook ${step} [${file}]`;
+    const env: Record<string, string | undefined> = { ...process.env };
+    for (const variable of WITHHELD_VARIABLES) delete env[variable];
+    Object.assign(env, state && state.workerId !== '' ? identityEnvironment(state) : {}, extraEnv, { START_WORKER_STEP: step });
+
+    const { execa } = await import('execa');
+    const subprocess = execa(file!, args, {
+      env,
+      extendEnv: false,
+      stdin: 'ignore',
+      all: true,
+      buffer: false,
+      reject: false,
+      timeout: timeoutSeconds * 1000,
+      encoding: 'buffer',
+    });
+    const lines = new LineSplitter(65_536, (line) => this.log.info(`${name}: ${line}`), () => this.log.warn(`${name}: dropped an over-long output line`));
+    subprocess.all?.on('data', (chunk: Buffer) => lines.push(chunk));
+    const result = await subprocess;
+    lines.end();
+    if (result.timedOut) throw new StartWorkerError(`${name} did not finish within ${timeoutSeconds}s`);
+    if (result.failed) {
+      const why = result.exitCode !== undefined ? `exited with code ${result.exitCode}` : result.signal ? `died of ${result.signal}` : (result.shortMessage ?? 'failed');
+      throw new StartWorkerError(`${name} ${why}`);
+    }
+    this.log.debug(`${name} succeeded`);
+  }
+}

@@ -119,7 +119,8 @@ async function docs(path: string | undefined, options: CliOptions): Promise<numb
 
 /** One line for the operator; the stack only when asked for, or when the error is a bug. */
 function reportError(err: unknown, log: Logger, verbose: boolean): void {
-  if (err instanceof StartWorkerError || isArgumentError(err)) {
+  // Plugins can make their own errors user-facing by naming them StartWorkerError.
+  if (err instanceof StartWorkerError || (err instanceof Error && err.name === 'StartWorkerError') || isArgumentError(err)) {
     log.error(errorMessage(err));
   } else {
     log.error(`internal error: ${errorMessage(err)}${verbose ? '' : ' (run with --verbose for the stack trace)'}`);

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { repoRoot, runCli, standaloneProvider, tempDir, writeConfig } from './helpers.js';
+import { networkGuard, repoRoot, runCli, standaloneProvider, tempDir, writeConfig } from './helpers.js';
 
 const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -90,9 +90,9 @@ t.test('standalone with getSecrets: false needs no service', async (t) => {
 
 t.test('validate makes no network request', async (t) => {
   const dir = tempDir(t);
-  const guard = join(repoRoot, 'dist', 'test', 'fixtures', 'no-network.cjs');
+  const guard = networkGuard;
   const attempts = join(dir, 'attempts.log');
-  const env = { NO_NETWORK_LOG: attempts };
+  const env = { NO_NETWORK_LOG: attempts, NO_NETWORK_STRICT: '1' };
 
   // The guard works: a connection attempt is caught and recorded.
   const { spawnSync } = await import('node:child_process');
@@ -102,7 +102,7 @@ t.test('validate makes no network request', async (t) => {
   rmSync(attempts);
 
   const config = writeConfig(dir, { provider: standaloneProvider(), worker: { implementation: 'dummy' } });
-  const result = await runCli(['validate', config], { env, nodeArgs: ['--require', guard] });
+  const result = await runCli(['validate', config], { env });
   t.equal(result.code, 0, result.stderr);
   t.equal(result.stdout, 'ok\n');
   t.throws(() => readFileSync(attempts), { code: 'ENOENT' }, 'no connection was attempted');

@@ -10,6 +10,8 @@ export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const startWorkerBin = join(repoRoot, 'bin', 'start-worker');
 /** Compiled test programs (fake workers and the like). */
 export const testBuildDir = fileURLToPath(new URL('./', import.meta.url));
+/** Preloaded into every start-worker under test: nothing but loopback can be reached. */
+export const networkGuard = join(testBuildDir, 'fixtures', 'no-network.cjs');
 
 interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
@@ -67,7 +69,7 @@ export function startCli(args: string[], options: CliOptions = {}): { child: Chi
   const done = new Promise<CliResult>((resolve, reject) => {
     // Through env(1): tap instruments every child it sees by forcing
     // NODE_OPTIONS, and start-worker must run as it does in production.
-    const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...(options.nodeArgs ?? []), startWorkerBin, ...args], {
+    const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, '--require', networkGuard, ...(options.nodeArgs ?? []), startWorkerBin, ...args], {
       cwd: options.cwd ?? repoRoot,
       env: cleanEnv(options.env),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -137,7 +139,8 @@ export function isAlive(pid: number): boolean {
 export function standaloneProvider(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     providerType: 'standalone',
-    rootURL: 'https://tc.example.com',
+    // loopback, and nothing listens there: a call made by mistake fails at once
+    rootURL: 'http://127.0.0.1:9',
     clientID: 'test/client',
     accessToken: 'SECRET-access-token-0123456789',
     workerPoolID: 'proj/pool',

@@ -74,7 +74,7 @@ t.test('generic-worker: argv and the config file, field by field', async (t) => 
     availabilityZone: 'us-east-1a',
     workerLocation: '{"cloud":"standalone","zone":"z1"}',
     workerTypeMetadata: { fromRunner: true, ...metadata },
-    rootURL: 'https://tc.example.com',
+    rootURL: 'http://127.0.0.1:9',
     clientId: 'test/client',
     accessToken: 'SECRET-access-token-0123456789',
     provisionerId: 'proj',
@@ -131,7 +131,7 @@ t.test('docker-worker: the release layout, argv, environment and config', async 
     instanceId: 'i-123',
     region: 'us-east-1',
     workerLocation: '{"cloud":"standalone","zone":"z1"}',
-    rootUrl: 'https://tc.example.com',
+    rootUrl: 'http://127.0.0.1:9',
     taskcluster: { clientId: 'test/client', accessToken: 'SECRET-access-token-0123456789' },
     workerId: 'worker-1',
     workerGroup: 'group',
@@ -153,7 +153,7 @@ t.test('docker-worker: the repository layout runs src/bin/worker.js with node', 
 
 const commandWorker = (extra: Record<string, unknown>) => ({ implementation: 'command', command: [process.execPath, protocolWorkerPath, '--flag', 'value'], ...extra });
 const identity = {
-  TASKCLUSTER_ROOT_URL: 'https://tc.example.com',
+  TASKCLUSTER_ROOT_URL: 'http://127.0.0.1:9',
   TASKCLUSTER_WORKER_POOL_ID: 'proj/pool',
   TASKCLUSTER_WORKER_GROUP: 'group',
   TASKCLUSTER_WORKER_ID: 'worker-1',
@@ -176,7 +176,7 @@ t.test('command: credentials in the config file (the default)', async (t) => {
     existing: 1,
     workerTypeMetadata: { fromRunner: true },
     taskcluster: {
-      rootUrl: 'https://tc.example.com',
+      rootUrl: 'http://127.0.0.1:9',
       clientId: 'test/client',
       accessToken: 'SECRET-access-token-0123456789',
       workerPoolId: 'proj/pool',

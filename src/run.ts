@@ -62,6 +62,8 @@ export async function runWorker(options: RunOptions): Promise<number> {
     ...(options.tls ? { tls: options.tls } : {}),
   };
   const hooks = new Hooks(config.hooks ?? {}, log);
+  // Until there is a worker to stop, SIGTERM/SIGINT simply end startup.
+  const stopStartupSignals = exitOnSignalDuringStartup(log);
 
   // A restart continues the cached run; otherwise the provider says who this worker is.
   const cached = config.cacheOverRestarts === undefined ? undefined : await restoreCachedRun(config.cacheOverRestarts, providerPlugin, log);
@@ -85,6 +87,9 @@ export async function runWorker(options: RunOptions): Promise<number> {
   // provisioned one reports it and goes away instead of idling.
   const exit = new ExitManager({ state, dynamic: providerPlugin.dynamic, shutdownCommand: config.shutdownCommand, settings, log });
   let worker: RunningWorker;
+  let termination: TerminationController;
+  /** termination-notice hooks run while the worker stops; the run waits for them before finishing. */
+  const noticeHooks: Promise<void>[] = [];
   try {
     if (identityProof !== undefined) {
       await hooks.run('pre-register', state);
@@ -111,6 +116,16 @@ export async function runWorker(options: RunOptions): Promise<number> {
     }
     log.info(`starting worker (${config.worker.implementation})`);
     worker = await workerImplementation.startWorker(state, workerSpawner(config, log));
+    termination = new TerminationController(worker, log, (request) =>
+      noticeHooks.push(
+        hooks.runLogged('termination-notice', state, {
+          START_WORKER_TERMINATION_REASON: request.reason,
+          START_WORKER_TERMINATION_DEADLINE: request.deadline?.toISOString() ?? '',
+        }),
+      ),
+    );
+    stopStartupSignals();
+    termination.handleSignals();
     await hooks.run('post-start', state).catch((err: unknown) => {
       worker.kill();
       throw err;
@@ -125,7 +140,7 @@ export async function runWorker(options: RunOptions): Promise<number> {
   }
 
   const onRenewed = config.cacheOverRestarts === undefined ? undefined : (renewed: RunState) => writeStateCache(config.cacheOverRestarts!, renewed);
-  return supervise(worker, state, { provider, workerImplementation, exit, hooks, settings, log, onRenewed });
+  return supervise(worker, termination, state, { provider, workerImplementation, exit, hooks, noticeHooks, settings, log, onRenewed });
 }
 
 interface SuperviseParts {
@@ -133,6 +148,7 @@ interface SuperviseParts {
   workerImplementation: WorkerImplementation;
   exit: ExitManager;
   hooks: Hooks;
+  noticeHooks: Promise<void>[];
   settings: StartupCallSettings;
   log: Logger;
   /** Called after each credential renewal (to rewrite the state cache). */
@@ -140,15 +156,8 @@ interface SuperviseParts {
 }
 
 /** Supervise the running worker until it exits, then finish the run. */
-async function supervise(worker: RunningWorker, state: RunState, parts: SuperviseParts): Promise<number> {
-  const { provider, workerImplementation, exit, hooks, settings, log, onRenewed } = parts;
-  const termination = new TerminationController(worker, log, (request) =>
-    void hooks.runLogged('termination-notice', state, {
-      START_WORKER_TERMINATION_REASON: request.reason,
-      START_WORKER_TERMINATION_DEADLINE: request.deadline?.toISOString() ?? '',
-    }),
-  );
-  termination.handleSignals();
+async function supervise(worker: RunningWorker, termination: TerminationController, state: RunState, parts: SuperviseParts): Promise<number> {
+  const { provider, workerImplementation, exit, hooks, noticeHooks, settings, log, onRenewed } = parts;
   const reporter = new ErrorReporter(state, settings, log);
   worker.protocol.setHandlers({
     errorReport: (report) => reporter.report(report),
@@ -163,12 +172,28 @@ async function supervise(worker: RunningWorker, state: RunState, parts: Supervis
   const code = exitStatusCode(status);
   log.info(`worker exited with ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`);
   await provider.workerFinished(state);
+  await Promise.all(noticeHooks);
   await hooks.runLogged('worker-exit', state, { START_WORKER_EXIT_CODE: String(code) });
   await reporter.flush(REPORT_FLUSH_MS);
   const rebootRequested = workerImplementation.rebootRequested?.(code) ?? false;
   if (rebootRequested) log.info(`the worker asked for a reboot (exit code ${code}); leaving it registered`);
   await exit.workerExited(rebootRequested);
   return code;
+}
+
+/** During startup a signal ends the run at once (files are written atomically; there is no worker yet). */
+function exitOnSignalDuringStartup(log: Logger): () => void {
+  const handler = (signal: NodeJS.Signals): void => {
+    log.warn(`received ${signal} during startup; exiting`);
+    log.flush();
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  return () => {
+    process.removeListener('SIGTERM', handler);
+    process.removeListener('SIGINT', handler);
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { StartWorkerError } from '../src/errors.js';
 import { isJsonObject, type JsonObject } from '../src/json.js';
 import type { Logger } from '../src/logging/logger.js';
-import type { ProviderPlugin, TerminationControl, TerminationRequest } from '../src/plugin.js';
+import type { Provider, ProviderPlugin, TerminationControl, TerminationRequest } from '../src/plugin.js';
 import { normalizeRootUrl, type RunState } from '../src/state.js';
 import { withRetries } from '../src/util/backoff.js';
 import { Poller } from '../src/util/poller.js';
@@ -121,9 +121,14 @@ is missed between two polls). When the VM is preempted (reason
 (\`TERMINATE_ON_HOST_MAINTENANCE\`, reason \`maintenance\`), the worker gets
 graceful-termination with \`finish-tasks: false\` (or its termination
 signal); Compute Engine gives no deadline. start-worker refuses to start on a
-VM that is already being preempted or terminated for maintenance. Metadata
-requests time out after 2 s and are retried with backoff during startup; a
-missing value is an error naming its metadata path.`,
+VM that is already being preempted or terminated for maintenance.
+
+Metadata requests time out after 2 s (long-polls after 65 s); at startup a
+failed request is tried up to six times in all, with backoff, within
+\`startupRetryWindow\`. A missing value is an error naming its metadata
+path. The identity token is never logged. A run restarted from
+\`cacheOverRestarts\` reads no metadata before the worker starts; its
+watchers read the current values first.`,
   create(config, context) {
     return new GoogleProvider(config, context.log, context.runnerConfig.startupRetryWindow * 1000);
   },
@@ -131,7 +136,7 @@ missing value is an error naming its metadata path.`,
 
 export default plugin;
 
-class GoogleProvider {
+class GoogleProvider implements Provider {
   private client: GoogleMetadataClient | undefined;
   /** The startup answers of the notice paths: the watchers resume from their ETags. */
   private readonly noticeBaselines = new Map<string, MetadataAnswer>();
@@ -156,7 +161,7 @@ class GoogleProvider {
     const deadline = Date.now() + this.startupRetryWindowMs;
     const read = (path: string) => this.withStartupRetries(deadline, () => metadata.get(path));
 
-    // Refuse a VM that is already going away, as Taskcluster does.
+    // Refuse a VM that is already going away (Taskcluster checks preemption only).
     const answers = await Promise.all(NOTICES.map((notice) => read(notice.path)));
     NOTICES.forEach((notice, index) => {
       const answer = answers[index]!;
@@ -239,8 +244,12 @@ class GoogleProvider {
               throw new StartWorkerError(`Google metadata ${notice.path}: the server answered a wait_for_change request at once without a change`);
             }
           }
+          const changed = baseline !== undefined && answer.value !== baseline.value;
           baseline = answer;
-          if (!notice.announced(answer.value)) return false;
+          if (!notice.announced(answer.value)) {
+            if (changed) this.log.info(`Google metadata ${notice.path} is now ${answer.value.trim()}`);
+            return false;
+          }
           this.requestTermination(control, notice, answer.value);
           return true;
         },

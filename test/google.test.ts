@@ -414,6 +414,30 @@ t.test('config validation and a bad GCE_METADATA_HOST', async (t) => {
   t.match(badHost.stderr, /error: GCE_METADATA_HOST 'not a host' is not a valid metadata server address; expected host\[:port\]/);
 });
 
+t.test('a restart from cacheOverRestarts reads no metadata before the worker starts, and still watches', async (t) => {
+  const { tc, metadata, dir, config, workerEnv, messages } = await setup(t);
+  const cache = join(dir, 'state.json');
+  const runnerConfig = config({ worker: fakeWorkerSection(), cacheOverRestarts: cache });
+  const first = await runCli([runnerConfig], { t, env: workerEnv({ capabilities: [], exitAfterOutput: 0 }) });
+  t.equal(first.code, 0, first.stderr);
+  t.equal(tc.callsTo('registerWorker').length, 1);
+
+  const since = Date.now();
+  const run = startCli([runnerConfig], { t, env: workerEnv(STOPPABLE_WORKER) });
+  await waitFor('the welcome message', () => messages('welcome').length === 2);
+  await watching(metadata);
+  const paths = new Set(metadata.requests.filter((r) => r.time >= since).map((r) => r.path));
+  t.same([...paths].sort(), [MAINTENANCE_PATH, PREEMPTED_PATH], 'only the watched values were read');
+  t.same(metadata.requestsTo(PREEMPTED_PATH, since)[0]?.query, {}, 'the watcher read the current value first, then long-polled');
+  metadata.preempt();
+  const result = await run.done;
+  t.equal(result.code, 0, result.stderr);
+  t.match(result.stderr, `continuing the run cached in ${cache}`);
+  t.notMatch(result.stderr, 'reading instance metadata');
+  t.equal(tc.callsTo('registerWorker').length, 1, 'not registered again');
+  t.same(messages('graceful-termination').map((r) => r.message?.['reason']), ['preemption']);
+});
+
 t.test('the metadata fake is as strict as the real server', async (t) => {
   const metadata = await new FakeGoogleMetadata().start();
   t.teardown(() => metadata.stop());
@@ -456,6 +480,8 @@ t.test('in process: useCachedRun makes no requests; the watchers still start and
     startupRetryWindow: 5,
     requestTimeout: 5,
     shutdownCommand: ['false'],
+    secrets: [],
+    fileLimits: { maxZipEntries: 1, maxZipBytes: 1 },
   };
   const { log, records } = captureLogger();
   const requests: TerminationRequest[] = [];

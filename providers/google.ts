@@ -138,7 +138,7 @@ export default plugin;
 
 class GoogleProvider implements Provider {
   private client: GoogleMetadataClient | undefined;
-  /** The startup answers of the notice paths: the watchers resume from their ETags. */
+  /** The last answers for the notice paths (first from the startup check): long-polls resume from their ETags. */
   private readonly noticeBaselines = new Map<string, MetadataAnswer>();
   private readonly pollers: Poller[] = [];
   private terminationRequested = false;
@@ -225,40 +225,45 @@ class GoogleProvider implements Provider {
   }
 
   workerStarted(control: TerminationControl): void {
-    const metadata = this.metadata();
     const errorDelayMs = this.config.terminationPollInterval * 1000;
     for (const notice of NOTICES) {
-      let baseline = this.noticeBaselines.get(notice.path);
-      const poller = new Poller(
-        async (signal) => {
-          if (this.terminationRequested) return true;
-          let answer: MetadataAnswer;
-          if (baseline === undefined) {
-            // After a restart from the cache: learn the current value and its ETag first.
-            answer = await metadata.get(notice.path, { signal });
-          } else {
-            const started = Date.now();
-            answer = await metadata.waitForChange(notice.path, { lastEtag: baseline.etag, timeoutSec: LONG_POLL_SECONDS, signal });
-            const unchanged = answer.etag === baseline.etag && answer.value === baseline.value;
-            if (unchanged && Date.now() - started < MIN_UNCHANGED_HOLD_MS && !notice.announced(answer.value)) {
-              throw new StartWorkerError(`Google metadata ${notice.path}: the server answered a wait_for_change request at once without a change`);
-            }
-          }
-          const changed = baseline !== undefined && answer.value !== baseline.value;
-          baseline = answer;
-          if (!notice.announced(answer.value)) {
-            if (changed) this.log.info(`Google metadata ${notice.path} is now ${answer.value.trim()}`);
-            return false;
-          }
-          this.requestTermination(control, notice, answer.value);
-          return true;
-        },
-        { name: `watching Google metadata ${notice.path}`, intervalMs: 0, errorDelayMs, maxBackoffMs: errorDelayMs * 10, log: this.log },
-      );
+      const poller = new Poller((signal) => this.pollNotice(notice, control, signal), {
+        name: `watching Google metadata ${notice.path}`,
+        intervalMs: 0, // a long-poll waits on the server
+        errorDelayMs,
+        maxBackoffMs: errorDelayMs * 10,
+        log: this.log,
+      });
       this.pollers.push(poller);
       poller.start();
     }
     this.log.info(`watching ${NOTICES.map((notice) => notice.path).join(' and ')} for the VM going away`);
+  }
+
+  /** One long-poll of a notice path; true (stop polling) once termination has been requested. */
+  private async pollNotice(notice: Notice, control: TerminationControl, signal: AbortSignal): Promise<boolean> {
+    if (this.terminationRequested) return true;
+    const metadata = this.metadata();
+    const baseline = this.noticeBaselines.get(notice.path);
+    let answer: MetadataAnswer;
+    if (baseline === undefined) {
+      // After a restart from the cache: learn the current value and its ETag first.
+      answer = await metadata.get(notice.path, { signal });
+    } else {
+      const started = Date.now();
+      answer = await metadata.waitForChange(notice.path, { lastEtag: baseline.etag, timeoutSec: LONG_POLL_SECONDS, signal });
+      const unchanged = answer.etag === baseline.etag && answer.value === baseline.value;
+      if (unchanged && Date.now() - started < MIN_UNCHANGED_HOLD_MS && !notice.announced(answer.value)) {
+        throw new StartWorkerError(`Google metadata ${notice.path}: the server answered a wait_for_change request at once without a change`);
+      }
+    }
+    this.noticeBaselines.set(notice.path, answer);
+    if (notice.announced(answer.value)) {
+      this.requestTermination(control, notice, answer.value);
+      return true;
+    }
+    if (baseline !== undefined && answer.value !== baseline.value) this.log.info(`Google metadata ${notice.path} is now ${answer.value.trim()}`);
+    return false;
   }
 
   async workerFinished(): Promise<void> {

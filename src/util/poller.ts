@@ -7,6 +7,8 @@ export interface PollerOptions {
   name: string;
   /** Pause between successful polls (0 for long-polls, which wait on their own). */
   intervalMs: number;
+  /** The first pause after a failure (default: intervalMs, at least 500 ms); it doubles with each further one. */
+  errorDelayMs?: number;
   /** The longest pause after repeated failures. */
   maxBackoffMs: number;
   log: Logger;
@@ -40,6 +42,7 @@ export class Poller {
 
   private async loop(): Promise<void> {
     const { name, intervalMs, maxBackoffMs, log } = this.options;
+    const errorDelayMs = this.options.errorDelayMs ?? Math.max(intervalMs, 500);
     const { signal } = this.abort;
     let failures = 0;
     while (!signal.aborted) {
@@ -51,7 +54,7 @@ export class Poller {
       } catch (err) {
         if (signal.aborted) return;
         failures += 1;
-        pause = backoffDelay(failures, Math.max(intervalMs, 500), maxBackoffMs);
+        pause = backoffDelay(failures, errorDelayMs, maxBackoffMs);
         // the first failures, then every tenth: a long outage must not flood the log
         if (failures <= 3 || failures % 10 === 0) log.warn(`${name} failed (${failures} in a row): ${errorMessage(err)}; retrying in ${(pause / 1000).toFixed(1)}s`);
       }

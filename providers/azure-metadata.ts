@@ -129,7 +129,8 @@ function statusError(what: string, status: number, body: string): AzureMetadataE
     // not JSON: keep the text
   }
   const transient = status >= 500 || status === 410 || status === 429;
-  return new AzureMetadataError(`${what}: HTTP ${status}${detail ? `: ${detail}` : ''}`, transient);
+  const hint = transient ? '' : '; is the metadata endpoint an Azure Instance Metadata Service?';
+  return new AzureMetadataError(`${what}: HTTP ${status}${detail ? `: ${detail}` : ''}${hint}`, transient);
 }
 
 function invalid(path: string, what: string): AzureMetadataError {

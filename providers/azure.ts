@@ -210,14 +210,23 @@ notice.`,
     const metadataClient = (): AzureMetadataClient => (client ??= new AzureMetadataClient(endpointFrom(config)));
 
     /** One startup request, retried while it fails transiently, within the startup window. */
-    const startupRequest = <T>(what: string, request: () => Promise<T>): Promise<T> =>
-      withRetries(request, {
-        deadline: Date.now() + runnerConfig.startupRetryWindow * 1000,
-        initialDelayMs: 500,
-        maxDelayMs: 10_000,
-        isTransient: isTransientMetadataError,
-        onRetry: (err, attempt, delayMs) => log.warn(`${what}: ${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
-      });
+    const startupRequest = async <T>(what: string, request: () => Promise<T>): Promise<T> => {
+      try {
+        return await withRetries(request, {
+          deadline: Date.now() + runnerConfig.startupRetryWindow * 1000,
+          initialDelayMs: 500,
+          maxDelayMs: 10_000,
+          isTransient: isTransientMetadataError,
+          onRetry: (err, attempt, delayMs) => log.warn(`${what}: ${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
+        });
+      } catch (err) {
+        if (!isTransientMetadataError(err)) throw err;
+        throw new StartWorkerError(
+          `${errorMessage(err)}; gave up after startupRetryWindow (${runnerConfig.startupRetryWindow}s). Is this an Azure VM with its metadata service at ${metadataClient().endpoint}? Elsewhere, set provider.metadataEndpoint or ${ENDPOINT_ENV}`,
+          { cause: err },
+        );
+      }
+    };
 
     return {
       async configureRun(state) {

@@ -263,7 +263,7 @@ t.test('20 s of failing Scheduled Events: no crash, no termination, bounded requ
   t.equal(run.child.exitCode, null, 'the runner is still running');
   t.same(terminations(), [], 'a failed poll is not an event');
   t.match(run.stderr(), /watching Azure scheduled events failed \(1 in a row\): GET \/metadata\/scheduledevents: HTTP 502: Bad Gateway/);
-  t.match(run.stderr(), /watching Azure scheduled events: working again after \d+ failed attempt\(s\)/);
+  await waitFor('the watcher to log its recovery', () => /watching Azure scheduled events: working again after \d+ failed attempt\(s\)/.test(run.stderr()));
 
   imds.postEvent({ EventType: 'Preempt' });
   const result = await run.done;
@@ -293,7 +293,7 @@ t.test('startup: a persistent failure ends after the retry window, naming the pa
   const started = Date.now();
   const result = await runCli([config({}, { startupRetryWindow: 2 })]);
   t.equal(result.code, 1);
-  t.match(result.stderr, /error: GET \/metadata\/instance: HTTP 500: Internal Server Error\n/);
+  t.match(result.stderr, /error: GET \/metadata\/instance: HTTP 500: Internal Server Error; gave up after startupRetryWindow \(2s\)\. Is this an Azure VM with its metadata service at http:\/\/127\.0\.0\.1:\d+\? Elsewhere, set provider\.metadataEndpoint or AZURE_IMDS_ENDPOINT\n/);
   const attempts = imds.requestsTo(INSTANCE).length;
   t.ok(attempts >= 2 && attempts <= 8, `retried a bounded number of times (${attempts})`);
   t.ok(Date.now() - started < 15_000, 'within the window');
@@ -302,7 +302,7 @@ t.test('startup: a persistent failure ends after the retry window, naming the pa
   imds.inject(INSTANCE, { kind: 'status', status: 404, body: { error: 'Not found' } });
   const notFound = await runCli([config({}, {}, 'not-found.yaml')]);
   t.equal(notFound.code, 1);
-  t.match(notFound.stderr, /error: GET \/metadata\/instance: HTTP 404: Not found\n/);
+  t.match(notFound.stderr, /error: GET \/metadata\/instance: HTTP 404: Not found; is the metadata endpoint an Azure Instance Metadata Service\?\n/);
   t.equal(imds.requestsTo(INSTANCE).length, attempts + 1, 'a 404 is not retried');
   t.equal(tc.callsTo('registerWorker').length, 0);
   t.same(shutdown.calls(), []);

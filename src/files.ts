@@ -11,6 +11,7 @@ import { StartWorkerError, errorMessage } from './errors.js';
 import type { Logger } from './logging/logger.js';
 import type { FileDescriptor } from './state.js';
 import { writeFileAtomic } from './util/atomic-write.js';
+import { importCommonJs } from './util/import-cjs.js';
 
 export interface FileLimits {
   /** Most entries a zip may have. */
@@ -67,7 +68,7 @@ function parseMode(mode: unknown, label: string): number {
 
 /** Check a zip archive entry by entry (names, types, counts, sizes) and that every entry decompresses. */
 async function planZip(bytes: Buffer, label: string, limits: FileLimits): Promise<ZipEntryPlan[]> {
-  const { default: AdmZipClass } = await import('adm-zip');
+  const AdmZipClass = (await importCommonJs(() => import('adm-zip'))) as unknown as typeof AdmZip;
   let entries: AdmZip.IZipEntry[];
   try {
     entries = new AdmZipClass(bytes).getEntries();

@@ -1,5 +1,7 @@
 import type { ErrorObject } from 'ajv';
+import { StartWorkerError, errorMessage } from '../errors.js';
 import type { JsonSchema } from '../schema.js';
+import { importCommonJs } from '../util/import-cjs.js';
 
 export type Validator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 
@@ -13,8 +15,7 @@ export function schemaFingerprint(schema: JsonSchema): string {
   return JSON.stringify(schema);
 }
 
-/** unicode: false measures string length with .length, so the standalone code needs no ajv runtime helper. */
-export const AJV_OPTIONS = { allErrors: true, useDefaults: true, strict: true, unicode: false } as const;
+export const AJV_OPTIONS = { allErrors: true, useDefaults: true, strict: true } as const;
 
 let precompiled: Promise<PrecompiledModule | undefined> | undefined;
 
@@ -31,6 +32,10 @@ export async function validatorFor(key: string, schema: JsonSchema): Promise<Val
   const built = await precompiled;
   const candidate = built?.validators[key];
   if (candidate !== undefined && built?.fingerprints[key] === schemaFingerprint(schema)) return candidate;
-  const { Ajv } = await import('ajv');
-  return new Ajv(AJV_OPTIONS).compile(schema);
+  const { Ajv } = await importCommonJs(() => import('ajv'));
+  try {
+    return new Ajv(AJV_OPTIONS).compile(schema);
+  } catch (err) {
+    throw new StartWorkerError(`the config schema '${key}' is not a valid JSON schema: ${errorMessage(err)}`);
+  }
 }

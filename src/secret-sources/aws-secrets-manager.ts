@@ -7,6 +7,7 @@
 import { Agent, type AgentOptions } from 'node:https';
 import { parse } from 'yaml';
 import { StartWorkerError } from '../errors.js';
+import { importCommonJs } from '../util/import-cjs.js';
 import type { JsonValue } from '../json.js';
 import type { SecretSourceConfig } from './schema.js';
 
@@ -49,11 +50,7 @@ export async function readAwsSecret(
   source: SecretSourceConfig,
   options: { region: string | undefined; requestTimeoutMs: number; tls: AgentOptions | undefined },
 ): Promise<JsonValue | undefined> {
-  // A CommonJS package: under Node and in the esbuild bundle alike, module.exports is `default`.
-  const sdk = (await import('@aws-sdk/client-secrets-manager')) as typeof import('@aws-sdk/client-secrets-manager') & {
-    default?: typeof import('@aws-sdk/client-secrets-manager');
-  };
-  const { SecretsManagerClient, GetSecretValueCommand } = sdk.default ?? sdk;
+  const { SecretsManagerClient, GetSecretValueCommand } = await importCommonJs(() => import('@aws-sdk/client-secrets-manager'));
   const region = source.region ?? options.region;
   const client = new SecretsManagerClient({
     ...(region !== undefined ? { region } : {}),

@@ -115,7 +115,7 @@ export class Ec2MetadataClient {
       // A PUT that never gets an answer from inside a container is the
       // classic symptom of the response hop limit.
       throw new HttpRequestError(
-        `${errorMessage(err)}; cannot get an IMDSv2 session token (in a container, the instance's HttpPutResponseHopLimit may be too low)`,
+        `${errorMessage(err)}; cannot get an IMDSv2 session token: is this an EC2 instance? (In a container, the instance's HttpPutResponseHopLimit may be too low.)`,
       );
     }
     if (result.status !== 200 || result.body.trim() === '') {

@@ -20,7 +20,7 @@ interface AwsConfig {
   rebalance: 'ignore' | 'graceful';
 }
 
-export const PATHS = {
+const PATHS = {
   userData: '/latest/user-data',
   identityDocument: '/latest/dynamic/instance-identity/document',
   identitySignature: '/latest/dynamic/instance-identity/signature',
@@ -53,13 +53,13 @@ interface IdentityDocument {
 }
 
 /** A spot instance-action notice: `{"action": "terminate" | "stop" | "hibernate", "time": "<RFC 3339>"}`. */
-export interface SpotNotice {
+interface SpotNotice {
   action: string;
   time?: Date;
 }
 
 /** Parse an instance-action body; one AWS did not write as documented is still a notice. */
-export function parseSpotNotice(body: string): SpotNotice {
+function parseSpotNotice(body: string): SpotNotice {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -75,7 +75,7 @@ export function parseSpotNotice(body: string): SpotNotice {
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
 
 /** An RFC 3339 timestamp, or undefined for anything else. */
-export function parseTimestamp(value: unknown): Date | undefined {
+function parseTimestamp(value: unknown): Date | undefined {
   if (typeof value !== 'string' || !RFC3339.test(value.trim())) return undefined;
   const time = Date.parse(value.trim());
   return Number.isNaN(time) ? undefined : new Date(time);
@@ -163,7 +163,7 @@ class AwsProvider implements Provider {
           const recommendation = await this.metadata.get(PATHS.rebalanceRecommendation, { signal });
           if (recommendation !== undefined) {
             rebalanceSeen = true;
-            this.log.warn(`EC2 rebalance recommendation (${PATHS.rebalanceRecommendation}): ${recommendation.trim()}; asking the worker to finish its tasks and stop`);
+            this.log.warn(`EC2 rebalance recommendation (${PATHS.rebalanceRecommendation}): ${recommendation.trim().slice(0, 200)}; asking the worker to finish its tasks and stop`);
             control.requestTermination({ finishTasks: true, reason: 'rebalance' });
           }
         }
@@ -289,7 +289,7 @@ const plugin: ProviderPlugin<AwsConfig> = {
         type: 'number',
         minimum: 0.05,
         default: 1,
-        description: 'Seconds between two checks for a spot interruption notice (and a rebalance recommendation, when watched). Fractions are allowed.',
+        description: 'Seconds between two checks for a spot interruption notice (and a rebalance recommendation, when watched); fractions are allowed, down to 0.05.',
       },
       rebalance: {
         enum: ['ignore', 'graceful'],
@@ -322,9 +322,15 @@ start-worker refuses to start when a spot interruption is already announced.
 While the worker runs, it checks \`spot/instance-action\` every
 \`terminationPollInterval\` seconds; on a notice the worker gets
 graceful-termination (finish-tasks false, reason \`spot-interruption\`, the
-notice's time as deadline), or its termination signal. When the worker exits,
-it is removed from worker-manager; if that fails, the machine is powered off
-with \`shutdownCommand\`.`,
+notice's time as deadline), or its termination signal. With
+\`rebalance: graceful\` it also checks \`events/recommendations/rebalance\`,
+and on a recommendation asks the worker to finish its tasks and stop (reason
+\`rebalance\`). When the worker exits, it is removed from worker-manager; if
+that fails, the machine is powered off with \`shutdownCommand\`.
+
+The metadata service is \`${DEFAULT_METADATA_ENDPOINT}\` unless
+\`${METADATA_ENDPOINT_VARIABLE}\` or \`metadataEndpoint\` (which wins) says
+otherwise.`,
   check(config) {
     if (config.metadataEndpoint === undefined) return [];
     const problem = endpointProblem(config.metadataEndpoint, 'provider.metadataEndpoint');

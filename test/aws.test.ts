@@ -522,6 +522,18 @@ t.test('the provider on its own: useCachedRun asks nothing; the watcher runs aft
   await provider.workerFinished(state);
   t.same(requests, [{ finishTasks: false, reason: 'spot-interruption', deadline }], 'requested once, with the deadline');
 
+  // A notice AWS did not write as documented is still a notice, without a deadline.
+  const garbled = awsPlugin.create(
+    { providerType: 'aws', metadataEndpoint: imds.endpoint, terminationPollInterval: 0.05, rebalance: 'ignore' },
+    { log, runnerConfig: {} as RunnerConfig },
+  );
+  imds.metaData.set('spot/instance-action', '<not json>');
+  const garbledRequests: TerminationRequest[] = [];
+  garbled.workerStarted({ requestTermination: (request) => garbledRequests.push(request) });
+  await waitFor('the notice', () => garbledRequests.length > 0);
+  await garbled.workerFinished(state);
+  t.same(garbledRequests, [{ finishTasks: false, reason: 'spot-interruption' }]);
+
   // A second run: stopping the watcher stops the polling.
   const second = awsPlugin.create(
     { providerType: 'aws', metadataEndpoint: imds.endpoint, terminationPollInterval: 0.05, rebalance: 'ignore' },

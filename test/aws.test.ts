@@ -467,6 +467,33 @@ t.test('aws end to end', async (t) => {
     t.same(recorded(), [], 'no worker started');
   });
 
+  t.test('a restart from the state cache asks the metadata service nothing but the watch', async (t) => {
+    const { tc, imds, dir, shutdown, messages, config, env } = await awsSetup(t);
+    fakeExecutable(join(dir, 'gw'));
+    const runnerConfig = config({
+      worker: { implementation: 'generic-worker', path: join(dir, 'gw'), configPath: join(dir, 'gw.json') },
+      extra: { cacheOverRestarts: join(dir, 'state.json') },
+    });
+    // generic-worker's exit code 67 asks for a reboot: the worker stays registered.
+    const first = await runCli([runnerConfig], { env: env({ capabilities: [], exitAfterOutput: 67 }) });
+    t.equal(first.code, 67, first.stderr);
+    const restartedAt = Date.now();
+    const second = startCli([runnerConfig], { env: env({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }), t });
+    await helloSeen(second);
+    await waitFor('the watch', () => imds.count(SPOT_INSTANCE_ACTION, restartedAt) > 0);
+    const deadline = wholeSecondsFromNow(120);
+    imds.announceSpotInterruption('terminate', deadline);
+    const result = await second.done;
+    t.equal(result.code, 0, result.stderr);
+    t.match(result.stderr, /continuing the run cached in/);
+    const paths = new Set(imds.requestsSince(restartedAt).map((r) => `${r.method} ${r.path}`));
+    t.same([...paths].sort(), [`GET ${SPOT_INSTANCE_ACTION}`, `PUT ${TOKEN_PATH}`], 'no identity requests after a restart, only the watch');
+    t.equal(tc.callsTo('registerWorker').length, 1, 'registered once');
+    t.same(messages().find((m) => m['type'] === 'graceful-termination'), { type: 'graceful-termination', 'finish-tasks': false, reason: 'spot-interruption', deadline: deadline.toISOString() });
+    t.ok(tc.workers.get(WORKER_KEY)?.removed, 'removed when the restarted worker exits');
+    t.same(shutdown.calls(), []);
+  });
+
   t.test('idle traffic at default settings: one poll a second, the token reused', async (t) => {
     const { imds, config, env } = await awsSetup(t);
     const run = startCli([config({ provider: { terminationPollInterval: undefined } })], { env: env({ capabilities: ALL, onGracefulTermination: { exit: 0 } }), t });

@@ -27,6 +27,7 @@ export const PLUGIN_SECTIONS: Record<PluginKind, { section: string; selector: st
  */
 const BUILTINS: { [K in PluginKind]: Record<string, Loader<PluginByKind[K]>> } = {
   provider: {
+    aws: () => import('../providers/aws.js'),
     azure: () => import('../providers/azure.js'),
     google: () => import('../providers/google.js'),
     standalone: () => import('../providers/standalone.js'),

@@ -494,6 +494,25 @@ t.test('aws end to end', async (t) => {
     t.same(shutdown.calls(), []);
   });
 
+  t.test('cached credentials that have expired: an error saying the instance should be replaced, and no request', async (t) => {
+    const { tc, imds, dir, config, env } = await awsSetup(t);
+    fakeExecutable(join(dir, 'gw'));
+    const cachePath = join(dir, 'state.json');
+    const runnerConfig = config({
+      worker: { implementation: 'generic-worker', path: join(dir, 'gw'), configPath: join(dir, 'gw.json') },
+      extra: { cacheOverRestarts: cachePath },
+    });
+    t.equal((await runCli([runnerConfig], { env: env({ capabilities: [], exitAfterOutput: 67 }) })).code, 67);
+    const cached = JSON.parse(readFileSync(cachePath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(cachePath, JSON.stringify({ ...cached, credentialsExpire: new Date(Date.now() - 60_000).toISOString() }), { mode: 0o600 });
+    const restartedAt = Date.now();
+    const result = await runCli([runnerConfig], { env: env({ capabilities: [], exitAfterOutput: 0 }) });
+    t.equal(result.code, 1);
+    t.match(result.stderr, /the credentials cached in .*state\.json expired at .*; this worker cannot register again, so the instance should be replaced/);
+    t.same(imds.requestsSince(restartedAt), [], 'no metadata request');
+    t.equal(tc.callsTo('registerWorker').length, 1, 'no second registration');
+  });
+
   t.test('idle traffic at default settings: one poll a second, the token reused', async (t) => {
     const { imds, config, env } = await awsSetup(t);
     const run = startCli([config({ provider: { terminationPollInterval: undefined } })], { env: env({ capabilities: ALL, onGracefulTermination: { exit: 0 } }), t });

@@ -99,3 +99,30 @@ t.test('a plugin name that is taken, or a malformed plugin, is a clear error', a
   t.match((await run([join(dir, 'absent.mjs')])).stderr, /plugin .*absent\.mjs: cannot load it/);
   t.equal((await run([clashBuiltin])).code, 1);
 });
+
+t.test('a provider that can register again starts a fresh run when the cached credentials expired', async (t) => {
+  const fake = await new FakeTaskcluster({ credentialLifetimeSeconds: 3600 }).start();
+  t.teardown(() => fake.stop());
+  fake.addWorkerPool('proj/from-file', 'datacenter');
+  fake.addStaticWorker('proj/from-file', 'rack-9', 'host-9', STATIC_SECRET);
+  const dir = tempDir(t);
+  const identityFile = join(dir, 'identity.json');
+  writeFileSync(identityFile, JSON.stringify({ rootUrl: fake.rootUrl, providerId: 'datacenter', workerPoolId: 'proj/from-file', workerGroup: 'rack-9', workerId: 'host-9', staticSecret: STATIC_SECRET }), { mode: 0o600 });
+  const cachePath = join(dir, 'state.json');
+  const config = writeConfig(dir, {
+    plugins: [examplePlugin],
+    provider: { providerType: 'file-identity', identityFile },
+    worker: { implementation: 'dummy' },
+    getSecrets: false,
+    cacheOverRestarts: cachePath,
+    shutdownCommand: recordingShutdown(dir).command,
+  });
+  t.equal((await runCli([config])).code, 0);
+  const { readFileSync } = await import('node:fs');
+  const cached = JSON.parse(readFileSync(cachePath, 'utf8')) as Record<string, unknown>;
+  writeFileSync(cachePath, JSON.stringify({ ...cached, credentialsExpire: new Date(Date.now() - 1000).toISOString() }), { mode: 0o600 });
+  const result = await runCli([config]);
+  t.equal(result.code, 0, result.stderr);
+  t.match(result.stderr, /expired at .*; starting a fresh run/);
+  t.equal(fake.callsTo('registerWorker').length, 2, 'registered again');
+});

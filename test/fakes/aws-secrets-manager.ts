@@ -6,6 +6,7 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { FaultQueue, readBody, sendJson, type Fault } from './http.js';
 
@@ -27,12 +28,17 @@ export class FakeAwsSecretsManager {
   private server: Server | undefined;
   endpoint = '';
 
-  constructor(private readonly credentials: { accessKeyId: string; secretAccessKey: string }) {}
+  constructor(
+    private readonly credentials: { accessKeyId: string; secretAccessKey: string },
+    /** Serve HTTPS with this key and certificate. */
+    private readonly tls?: { key: string; cert: string },
+  ) {}
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    this.server = this.tls ? createHttpsServer(this.tls, handler) : createServer(handler);
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.endpoint = `${this.tls ? 'https' : 'http'}://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
   }
 

@@ -1,13 +1,24 @@
 /** `npm run bench [name...]`: run the benchmarks (all by default). Never part of CI. */
+import { benchAwsInterruption } from './interruption-aws.js';
+import { benchAzureInterruption } from './interruption-azure.js';
+import { benchGoogleInterruption } from './interruption-google.js';
 import { benchProtocol } from './protocol.js';
 import { benchStartup } from './startup.js';
 
 const benchmarks: Record<string, () => Promise<void>> = {
   startup: () => benchStartup(),
   protocol: () => benchProtocol(),
+  'interruption-aws': () => benchAwsInterruption(),
+  'interruption-azure': () => benchAzureInterruption(),
+  'interruption-google': () => benchGoogleInterruption(),
 };
 
 const selected = process.argv.slice(2);
+const unknown = selected.filter((name) => !(name in benchmarks));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(benchmarks).join(', ')}`);
+  process.exit(1);
+}
 for (const [name, run] of Object.entries(benchmarks)) {
   if (selected.length > 0 && !selected.includes(name)) continue;
   await run();

@@ -168,7 +168,7 @@ async function supervise(worker: RunningWorker, termination: TerminationControll
   provider.workerStarted(termination);
 
   const status = await worker.exited;
-  renewal.stop();
+  await renewal.stop();
   const code = exitStatusCode(status);
   log.info(`worker exited with ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`);
   await provider.workerFinished(state);

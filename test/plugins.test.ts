@@ -126,3 +126,36 @@ t.test('a provider that can register again starts a fresh run when the cached cr
   t.match(result.stderr, /expired at .*; starting a fresh run/);
   t.equal(fake.callsTo('registerWorker').length, 2, 'registered again');
 });
+
+t.test('a renewal rewrites the state cache with the new credentials', async (t) => {
+  const fake = await new FakeTaskcluster({ credentialLifetimeSeconds: 40 }).start();
+  t.teardown(() => fake.stop());
+  fake.addWorkerPool('proj/from-file', 'datacenter');
+  fake.addStaticWorker('proj/from-file', 'rack-9', 'host-9', STATIC_SECRET);
+  const dir = tempDir(t);
+  const identityFile = join(dir, 'identity.json');
+  writeFileSync(identityFile, JSON.stringify({ rootUrl: fake.rootUrl, providerId: 'datacenter', workerPoolId: 'proj/from-file', workerGroup: 'rack-9', workerId: 'host-9', staticSecret: STATIC_SECRET }), { mode: 0o600 });
+  const cachePath = join(dir, 'state.json');
+  const { fakeWorkerSection } = await import('./helpers.js');
+  const config = writeConfig(dir, {
+    plugins: [examplePlugin],
+    provider: { providerType: 'file-identity', identityFile },
+    worker: fakeWorkerSection(),
+    getSecrets: false,
+    cacheOverRestarts: cachePath,
+    shutdownCommand: recordingShutdown(dir).command,
+  });
+  const result = await runCli([config], {
+    env: { FAKE_WORKER: JSON.stringify({ capabilities: ['new-credentials'], exitAfterCredentials: { count: 1, code: 0 } }) },
+    timeoutMs: 90_000,
+  });
+  t.equal(result.code, 0, result.stderr);
+  const { readFileSync, statSync } = await import('node:fs');
+  const cached = JSON.parse(readFileSync(cachePath, 'utf8')) as { credentials: { clientId: string; accessToken: string }; registrationSecret: string };
+  const current = [...fake.credentials.values()].find((c) => c.current && c.workerKey === 'proj/from-file/rack-9/host-9')!;
+  t.equal(fake.callsTo('reregisterWorker').length, 1);
+  t.equal(cached.credentials.clientId, current.clientId, 'the cache holds the renewed credentials');
+  t.equal(cached.credentials.accessToken, current.accessToken);
+  t.equal(cached.registrationSecret, fake.workers.get('proj/from-file/rack-9/host-9')!.secret, 'and the new registration secret');
+  t.equal(statSync(cachePath).mode & 0o777, 0o600);
+});

@@ -50,6 +50,8 @@ export interface RenewalOptions {
  */
 export class CredentialRenewal {
   private readonly abort = new AbortController();
+  /** The state being saved after a renewal, if any. */
+  private saving: Promise<void> | undefined;
 
   constructor(private readonly options: RenewalOptions) {}
 
@@ -58,8 +60,10 @@ export class CredentialRenewal {
     void this.run().catch((err: unknown) => this.options.log.error(`credential renewal failed: ${errorMessage(err)}`));
   }
 
-  stop(): void {
+  /** Stop renewing; resolves once a renewed state being saved is on disk. */
+  async stop(): Promise<void> {
     this.abort.abort();
+    await this.saving?.catch(() => undefined);
   }
 
   private async run(): Promise<void> {
@@ -110,6 +114,15 @@ export class CredentialRenewal {
     state.credentials = issued.credentials;
     state.credentialsExpire = issued.expires;
     state.registrationSecret = issued.secret;
+    // Saved before the worker hears of them: a restart then never finds older credentials than the worker had.
+    try {
+      this.saving = this.options.onRenewed?.(state);
+      await this.saving;
+    } catch (err) {
+      return stopWorker(`cannot save the renewed state: ${errorMessage(err)}`);
+    } finally {
+      this.saving = undefined;
+    }
     const { clientId, accessToken, certificate } = issued.credentials;
     protocol.send({
       type: 'new-credentials',
@@ -118,11 +131,6 @@ export class CredentialRenewal {
       ...(certificate !== undefined ? { certificate } : {}),
     });
     log.info(`renewed credentials; sent them to the worker (they expire at ${issued.expires})`);
-    try {
-      await this.options.onRenewed?.(state);
-    } catch (err) {
-      return stopWorker(`cannot save the renewed state: ${errorMessage(err)}`);
-    }
     return true;
   }
 }

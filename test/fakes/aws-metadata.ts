@@ -8,9 +8,8 @@
  * counts requests by path.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { FaultQueue, readBody, type Fault } from './http.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Fault, FaultQueue, LoopbackServer, readBody } from './http.js';
 
 export const TOKEN_PATH = '/latest/api/token';
 export const SPOT_INSTANCE_ACTION = '/latest/meta-data/spot/instance-action';
@@ -98,7 +97,7 @@ export class FakeEc2Metadata {
   /** Wall-clock time (ms) of the last announcement of a spot interruption. */
   spotAnnouncedAt: number | undefined;
   private readonly tokens = new Map<string, number>();
-  private server: Server | undefined;
+  private http: LoopbackServer | undefined;
 
   /** User data as worker-manager's aws provider writes it. */
   setUserData(fields: { rootUrl: string; workerPoolId: string; providerId: string; workerGroup: string; [key: string]: unknown }): void {
@@ -106,15 +105,13 @@ export class FakeEc2Metadata {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.http = await LoopbackServer.start((req, res) => void this.handle(req, res));
+    this.endpoint = this.http.url;
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
+    await this.http?.stop();
   }
 
   /** Announce a spot interruption as EC2 does: instance-action and termination-time at once. */

@@ -5,10 +5,8 @@
  * headers, signature) against the credentials it knows.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { FaultQueue, readBody, sendJson, type Fault } from './http.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Fault, FaultQueue, LoopbackServer, readBody, sendJson } from './http.js';
 
 export interface SecretsManagerCall {
   target: string;
@@ -25,7 +23,7 @@ export class FakeAwsSecretsManager {
   readonly faults = new FaultQueue();
   /** secretId → SecretString, or an error type to answer with. */
   readonly secrets = new Map<string, string | { error: string }>();
-  private server: Server | undefined;
+  private http: LoopbackServer | undefined;
   endpoint = '';
 
   constructor(
@@ -35,16 +33,13 @@ export class FakeAwsSecretsManager {
   ) {}
 
   async start(): Promise<this> {
-    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
-    this.server = this.tls ? createHttpsServer(this.tls, handler) : createServer(handler);
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.endpoint = `${this.tls ? 'https' : 'http'}://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.http = await LoopbackServer.start((req, res) => void this.handle(req, res), this.tls);
+    this.endpoint = this.http.url;
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
+    await this.http?.stop();
   }
 
   inject(fault: Fault, count = 1): void {

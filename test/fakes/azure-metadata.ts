@@ -9,9 +9,8 @@
  * request or throughout a time window.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { readBody, sendJson, type Fault } from './http.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Fault, LoopbackServer, readBody, sendJson } from './http.js';
 
 type Json = Record<string, unknown>;
 
@@ -76,7 +75,7 @@ export class FakeAzureMetadata {
   events: ScheduledEvent[] = [];
   incarnation = 1;
   endpoint = '';
-  private server: Server | undefined;
+  private http: LoopbackServer | undefined;
   private failureWindow: { until: number; faults: Fault[]; next: number } | undefined;
 
   constructor(private readonly options: FakeAzureOptions = {}) {
@@ -117,15 +116,13 @@ export class FakeAzureMetadata {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.http = await LoopbackServer.start((req, res) => void this.handle(req, res));
+    this.endpoint = this.http.url;
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
+    await this.http?.stop();
   }
 
   /** Set a VM tag (or remove it with undefined). */

@@ -10,9 +10,8 @@
  * faults injected per path, and requests are recorded.
  */
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { FaultQueue, type Fault } from './http.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Fault, FaultQueue, LoopbackServer } from './http.js';
 
 const PREFIX = '/computeMetadata/v1/';
 export const IDENTITY_PATH = 'instance/service-accounts/default/identity';
@@ -51,7 +50,7 @@ export class FakeGoogleMetadata {
   readonly issuedTokens: string[] = [];
   private readonly values = new Map<string, string>();
   private readonly waiters = new Map<string, Set<Waiter>>();
-  private server: Server | undefined;
+  private http: LoopbackServer | undefined;
   /** Misbehave like a server (or proxy) that ignores wait_for_change and answers at once. */
   answerLongPollsAtOnce = false;
   /** `http://127.0.0.1:<port>`, for the provider's metadataEndpoint. */
@@ -86,19 +85,16 @@ export class FakeGoogleMetadata {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    const { port } = this.server.address() as AddressInfo;
-    this.host = `127.0.0.1:${port}`;
-    this.url = `http://${this.host}`;
+    this.http = await LoopbackServer.start((req, res) => void this.handle(req, res));
+    this.url = this.http.url;
+    this.host = this.url.replace('http://', '');
     return this;
   }
 
   async stop(): Promise<void> {
     for (const set of this.waiters.values()) for (const waiter of set) clearTimeout(waiter.timer);
     this.waiters.clear();
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
+    await this.http?.stop();
   }
 
   /** Set a value (waking long-polls on it when it changes). */

@@ -1,5 +1,7 @@
 /** Small pieces shared by the loopback fakes. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
+import type { AddressInfo } from 'node:net';
 
 export function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -52,5 +54,25 @@ export class FaultQueue {
 
   clear(): void {
     this.queues.clear();
+  }
+}
+
+/** An HTTP (or HTTPS) server on 127.0.0.1 at an ephemeral port. */
+export class LoopbackServer {
+  private constructor(
+    private readonly server: Server,
+    /** `http://127.0.0.1:<port>` (https with TLS options). */
+    readonly url: string,
+  ) {}
+
+  static async start(handler: (req: IncomingMessage, res: ServerResponse) => void, tls?: HttpsServerOptions): Promise<LoopbackServer> {
+    const server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return new LoopbackServer(server, `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
   }
 }

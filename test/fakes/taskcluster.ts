@@ -9,15 +9,13 @@
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import hawk from 'hawk';
 import { repoRoot } from '../helpers.js';
-import { FaultQueue, readBody, sendJson, type Fault } from './http.js';
+import { FaultQueue, LoopbackServer, readBody, sendJson, type Fault } from './http.js';
 
 type Json = Record<string, unknown>;
 
@@ -109,25 +107,23 @@ export class FakeTaskcluster {
   readonly workers = new Map<string, WorkerRecord>();
   /** Provider IDs whose identity proofs this fake accepts without checking (the clouds'). */
   readonly acceptProofsFrom = new Set<string>();
-  private server: Server | undefined;
+  private http: LoopbackServer | undefined;
   rootUrl = '';
 
   constructor(private readonly options: FakeTaskclusterOptions = {}) {}
 
   async start(): Promise<this> {
-    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
-    this.server = this.options.tls
-      ? createHttpsServer({ ...this.options.tls, requestCert: this.options.tls.requestCert ?? false, rejectUnauthorized: this.options.tls.requestCert ?? false }, handler)
-      : createHttpServer(handler);
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    const { port } = this.server.address() as AddressInfo;
-    this.rootUrl = `${this.options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+    const { tls } = this.options;
+    this.http = await LoopbackServer.start(
+      (req, res) => void this.handle(req, res),
+      tls ? { ...tls, requestCert: tls.requestCert ?? false, rejectUnauthorized: tls.requestCert ?? false } : undefined,
+    );
+    this.rootUrl = this.http.url;
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
+    await this.http?.stop();
   }
 
   /** A worker pool that registers workers of `providerId`. */

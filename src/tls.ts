@@ -1,7 +1,6 @@
 /** TLS settings for Taskcluster and secret-store calls (not for the plain-HTTP metadata services). */
 import { readFile } from 'node:fs/promises';
 import type { AgentOptions } from 'node:https';
-import { rootCertificates } from 'node:tls';
 import { StartWorkerError, errorMessage } from './errors.js';
 
 export interface TlsFlags {
@@ -26,7 +25,11 @@ export async function tlsAgentOptions(flags: TlsFlags): Promise<AgentOptions | u
   if (Boolean(flags.cert) !== Boolean(flags.certKey)) throw new StartWorkerError('--cert and --cert-key go together: give both or neither');
   const options: AgentOptions = {};
   // An extra CA is added to the system's, not put in their place.
-  if (flags.caCert) options.ca = [...rootCertificates, await readPem(flags.caCert, '--ca-cert')];
+  if (flags.caCert) {
+    // loaded only when needed: node:tls is costly at startup
+    const { rootCertificates } = await import('node:tls');
+    options.ca = [...rootCertificates, await readPem(flags.caCert, '--ca-cert')];
+  }
   if (flags.cert && flags.certKey) {
     options.cert = await readPem(flags.cert, '--cert');
     options.key = await readPem(flags.certKey, '--cert-key');

@@ -4,7 +4,7 @@
  * The secret string holds what a Taskcluster secret holds: `{config, files}`
  * or a flat configuration object, as JSON or YAML.
  */
-import { Agent, type AgentOptions } from 'node:https';
+import type { AgentOptions } from 'node:https';
 import { parse } from 'yaml';
 import { StartWorkerError } from '../errors.js';
 import { importCommonJs } from '../util/import-cjs.js';
@@ -60,7 +60,7 @@ export async function readAwsSecret(
     requestHandler: {
       requestTimeout: options.requestTimeoutMs,
       connectionTimeout: Math.min(options.requestTimeoutMs, 5000),
-      ...(options.tls ? { httpsAgent: new Agent(options.tls) } : {}),
+      ...(options.tls ? { httpsAgent: new (await import('node:https')).Agent(options.tls) } : {}),
     },
   });
   let secretString: string | undefined;

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -10,7 +9,7 @@ import { basename, dirname, join } from 'node:path';
  * most a stray temporary file.
  */
 export async function writeFileAtomic(path: string, content: string | Uint8Array, mode: number): Promise<void> {
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temporary = join(dirname(path), `.${basename(path)}.${crypto.randomUUID()}.tmp`);
   const handle = await open(temporary, 'wx', mode);
   try {
     try {

@@ -7,14 +7,21 @@ import { recordingShutdown, repoRoot, runCli, standaloneProvider, STATIC_SECRET,
 
 const examplePlugin = join(repoRoot, 'examples', 'plugins', 'file-identity', 'index.mjs');
 
-t.test('the example plugin (examples/plugins/file-identity), end to end', async (t) => {
-  const fake = await new FakeTaskcluster().start();
+/** A Taskcluster fake that knows the worker of the example plugin, and its identity file. */
+async function fileIdentitySetup(t: { teardown(fn: () => void | Promise<void>): void }, options: { credentialLifetimeSeconds?: number } = {}) {
+  const fake = await new FakeTaskcluster(options).start();
   t.teardown(() => fake.stop());
   fake.addWorkerPool('proj/from-file', 'datacenter');
   fake.addStaticWorker('proj/from-file', 'rack-9', 'host-9', STATIC_SECRET);
   const dir = tempDir(t);
   const identityFile = join(dir, 'identity.json');
-  writeFileSync(identityFile, JSON.stringify({ rootUrl: fake.rootUrl, providerId: 'datacenter', workerPoolId: 'proj/from-file', workerGroup: 'rack-9', workerId: 'host-9', staticSecret: STATIC_SECRET }), { mode: 0o600 });
+  const identity = { rootUrl: fake.rootUrl, providerId: 'datacenter', workerPoolId: 'proj/from-file', workerGroup: 'rack-9', workerId: 'host-9', staticSecret: STATIC_SECRET };
+  writeFileSync(identityFile, JSON.stringify(identity), { mode: 0o600 });
+  return { fake, dir, identityFile };
+}
+
+t.test('the example plugin (examples/plugins/file-identity), end to end', async (t) => {
+  const { fake, dir, identityFile } = await fileIdentitySetup(t);
   const config = writeConfig(dir, {
     plugins: [relative(dir, examplePlugin).startsWith('.') ? relative(dir, examplePlugin) : `./${relative(dir, examplePlugin)}`],
     provider: { providerType: 'file-identity', identityFile },
@@ -101,13 +108,7 @@ t.test('a plugin name that is taken, or a malformed plugin, is a clear error', a
 });
 
 t.test('a provider that can register again starts a fresh run when the cached credentials expired', async (t) => {
-  const fake = await new FakeTaskcluster({ credentialLifetimeSeconds: 3600 }).start();
-  t.teardown(() => fake.stop());
-  fake.addWorkerPool('proj/from-file', 'datacenter');
-  fake.addStaticWorker('proj/from-file', 'rack-9', 'host-9', STATIC_SECRET);
-  const dir = tempDir(t);
-  const identityFile = join(dir, 'identity.json');
-  writeFileSync(identityFile, JSON.stringify({ rootUrl: fake.rootUrl, providerId: 'datacenter', workerPoolId: 'proj/from-file', workerGroup: 'rack-9', workerId: 'host-9', staticSecret: STATIC_SECRET }), { mode: 0o600 });
+  const { fake, dir, identityFile } = await fileIdentitySetup(t, { credentialLifetimeSeconds: 3600 });
   const cachePath = join(dir, 'state.json');
   const config = writeConfig(dir, {
     plugins: [examplePlugin],
@@ -128,13 +129,7 @@ t.test('a provider that can register again starts a fresh run when the cached cr
 });
 
 t.test('a renewal rewrites the state cache with the new credentials', async (t) => {
-  const fake = await new FakeTaskcluster({ credentialLifetimeSeconds: 40 }).start();
-  t.teardown(() => fake.stop());
-  fake.addWorkerPool('proj/from-file', 'datacenter');
-  fake.addStaticWorker('proj/from-file', 'rack-9', 'host-9', STATIC_SECRET);
-  const dir = tempDir(t);
-  const identityFile = join(dir, 'identity.json');
-  writeFileSync(identityFile, JSON.stringify({ rootUrl: fake.rootUrl, providerId: 'datacenter', workerPoolId: 'proj/from-file', workerGroup: 'rack-9', workerId: 'host-9', staticSecret: STATIC_SECRET }), { mode: 0o600 });
+  const { fake, dir, identityFile } = await fileIdentitySetup(t, { credentialLifetimeSeconds: 40 });
   const cachePath = join(dir, 'state.json');
   const { fakeWorkerSection } = await import('./helpers.js');
   const config = writeConfig(dir, {

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeEc2Metadata, SPOT_INSTANCE_ACTION } from '../test/fakes/aws-metadata.js';
 import { FakeTaskcluster } from '../test/fakes/taskcluster.js';
-import { fakeWorkerSection, readJsonLines, recordingShutdown, startCli, waitFor, writeConfig } from '../test/helpers.js';
-import { median, percentile } from './measure.js';
+import { waitFor } from '../test/helpers.js';
+import { median, percentile, startInterruptibleRun } from './measure.js';
 
 const POOL = 'bench/aws';
 const PROVIDER = 'aws-bench';
@@ -24,44 +24,24 @@ interface Fakes {
   imds: FakeEc2Metadata;
 }
 
-interface Recorded {
-  event: string;
-  time: number;
-  message?: { type?: string };
-}
-
-/** Start a worker, wait for it to run, and start it: the caller does the rest. */
+/** Start a worker and wait until it runs and the watcher has polled: the caller does the rest. */
 async function startRun(fakes: Fakes, pollInterval: number | undefined) {
   const dir = mkdtempSync(join(tmpdir(), 'start-worker-bench-'));
-  const record = join(dir, 'record.jsonl');
-  const config = writeConfig(dir, {
-    provider: {
-      providerType: 'aws',
-      metadataEndpoint: fakes.imds.endpoint,
-      ...(pollInterval === undefined ? {} : { terminationPollInterval: pollInterval }),
-    },
-    worker: fakeWorkerSection(),
-    getSecrets: false,
-    shutdownCommand: recordingShutdown(dir).command,
-  });
-  const run = startCli([config], {
-    env: {
-      FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }),
-      FAKE_WORKER_RECORD: record,
-      AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined,
-    },
-    timeoutMs: 180_000,
-  });
-  await waitFor('the worker to say hello', () => run.stderr().includes('worker capabilities'), 30_000);
+  const started = startInterruptibleRun(
+    dir,
+    { providerType: 'aws', metadataEndpoint: fakes.imds.endpoint, ...(pollInterval === undefined ? {} : { terminationPollInterval: pollInterval }) },
+    { AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined },
+  );
+  await started.saidHello();
   await waitFor('a first poll', () => fakes.imds.count(SPOT_INSTANCE_ACTION) > 0, 30_000);
-  return { dir, record, run };
+  return { dir, ...started };
 }
 
 /** One trial: ms from the announcement to the worker's receipt of graceful-termination. */
 async function interruptionLatency(fakes: Fakes, pollInterval: number | undefined): Promise<number> {
   fakes.imds.metaData.delete('spot/instance-action');
   fakes.imds.metaData.delete('spot/termination-time');
-  const { dir, record, run } = await startRun(fakes, pollInterval);
+  const { dir, terminationReceivedAt } = await startRun(fakes, pollInterval);
   try {
     // Announce at a random point of the poll cycle, as a real notice would
     // arrive: a uniform delay after a poll, over one default interval.
@@ -70,11 +50,7 @@ async function interruptionLatency(fakes: Fakes, pollInterval: number | undefine
     await new Promise((resolve) => setTimeout(resolve, Math.random() * 1000));
     fakes.imds.announceSpotInterruption('terminate', new Date(Date.now() + 120_000));
     const announcedAt = fakes.imds.spotAnnouncedAt!;
-    const result = await run.done;
-    if (result.code !== 0) throw new Error(`start-worker exited with ${result.code}: ${result.stderr}`);
-    const received = readJsonLines<Recorded>(record).find((r) => r.message?.type === 'graceful-termination');
-    if (received === undefined) throw new Error('the worker never received graceful-termination');
-    return received.time - announcedAt;
+    return (await terminationReceivedAt()) - announcedAt;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -12,14 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeGoogleMetadata, MAINTENANCE_PATH, PREEMPTED_PATH } from '../test/fakes/google-metadata.js';
 import { FakeTaskcluster } from '../test/fakes/taskcluster.js';
-import { fakeWorkerSection, readJsonLines, recordingShutdown, startCli, waitFor, writeConfig } from '../test/helpers.js';
-import { median, percentile } from './measure.js';
-
-interface Recorded {
-  event: string;
-  time: number;
-  message?: Record<string, unknown>;
-}
+import { waitFor } from '../test/helpers.js';
+import { median, percentile, startInterruptibleRun } from './measure.js';
 
 type Trigger = 'preemption' | 'signal';
 
@@ -33,7 +27,7 @@ export async function benchGoogleInterruption(trials = 25): Promise<void> {
   try {
     for (let i = 0; i < trials; i++) {
       for (const trigger of ['preemption', 'signal'] as const) {
-        latencies[trigger].push(await trial(tc, metadata, join(dir, `${i}-${trigger}`), trigger));
+        latencies[trigger].push(await trial(metadata, join(dir, `${i}-${trigger}`), trigger));
       }
     }
   } finally {
@@ -50,31 +44,14 @@ export async function benchGoogleInterruption(trials = 25): Promise<void> {
 }
 
 /** One run of the CLI; resolves to the milliseconds from the trigger to the worker getting graceful-termination. */
-async function trial(tc: FakeTaskcluster, metadata: FakeGoogleMetadata, name: string, trigger: Trigger): Promise<number> {
+async function trial(metadata: FakeGoogleMetadata, name: string, trigger: Trigger): Promise<number> {
   metadata.set(PREEMPTED_PATH, 'FALSE');
   metadata.set(MAINTENANCE_PATH, 'NONE');
-  const dir = mkdtempSync(`${name}-`);
-  const record = join(dir, 'record.jsonl');
-  const config = writeConfig(dir, {
-    provider: { providerType: 'google', metadataEndpoint: metadata.url },
-    worker: fakeWorkerSection(),
-    getSecrets: false,
-    shutdownCommand: recordingShutdown(dir).command,
-  });
-  const run = startCli([config], {
-    env: {
-      FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }),
-      FAKE_WORKER_RECORD: record,
-    },
-  });
-  const recorded = () => readJsonLines<Recorded>(record);
-  await waitFor('the welcome message', () => recorded().some((r) => r.message?.['type'] === 'welcome'));
+  const { run, saidHello, terminationReceivedAt } = startInterruptibleRun(mkdtempSync(`${name}-`), { providerType: 'google', metadataEndpoint: metadata.url });
+  await saidHello();
   await waitFor('the watchers', () => metadata.pendingLongPolls(PREEMPTED_PATH) === 1 && metadata.pendingLongPolls(MAINTENANCE_PATH) === 1);
   const triggeredAt = Date.now();
   if (trigger === 'preemption') metadata.preempt();
   else run.child.kill('SIGTERM');
-  const received = await waitFor('graceful-termination', () => recorded().find((r) => r.message?.['type'] === 'graceful-termination'));
-  const result = await run.done;
-  if (result.code !== 0) throw new Error(`start-worker exited with ${result.code}: ${result.stderr}`);
-  return received.time - triggeredAt;
+  return (await terminationReceivedAt()) - triggeredAt;
 }

@@ -1,5 +1,11 @@
+import { getEventListeners } from 'node:events';
 import t from 'tap';
-import { withRetries } from '../src/util/backoff.js';
+import { sleep, withRetries } from '../src/util/backoff.js';
+import { httpRequest } from '../src/util/http.js';
+import { Poller } from '../src/util/poller.js';
+import { LoopbackServer } from './fakes/http.js';
+import { waitFor } from './helpers.js';
+import { captureLogger } from './log-capture.js';
 import { sleepUntil } from '../src/util/wall-clock.js';
 
 t.test('sleepUntil waits for a wall-clock time, and can be aborted', async (t) => {
@@ -48,4 +54,54 @@ t.test('withRetries: transient failures are retried within the bounds, permanent
   await t.rejects(withRetries(async () => { calls += 1; throw new Error('until the deadline'); }, { initialDelayMs: 50, deadline: Date.now() + 300 }));
   t.ok(Date.now() - started < 1000, 'gives up at the deadline');
   t.ok(calls >= 2, 'retried until then');
+});
+
+t.test('a poller leaves no abort listener behind per poll', async (t) => {
+  const counts: number[] = [];
+  const { log } = captureLogger();
+  let polls = 0;
+  const poller = new Poller(
+    async (signal) => {
+      counts.push(getEventListeners(signal, 'abort').length);
+      polls += 1;
+      if (polls % 7 === 0) throw new Error('a failing poll');
+      return polls >= 2000;
+    },
+    { name: 'test poll', intervalMs: 0, errorDelayMs: 0, maxBackoffMs: 0, log },
+  );
+  poller.start();
+  await waitFor('2000 polls', () => polls >= 2000);
+  await poller.stop();
+  t.ok(Math.max(...counts) <= 1, `at most one listener at a time (saw up to ${Math.max(...counts)})`);
+});
+
+t.test('sleep with a signal: resolves early on abort and removes its listener either way', async (t) => {
+  const abort = new AbortController();
+  for (let i = 0; i < 100; i++) await sleep(0, abort.signal);
+  t.equal(getEventListeners(abort.signal, 'abort').length, 0, 'no listeners after timers fired');
+  const started = Date.now();
+  const waiting = sleep(60_000, abort.signal);
+  abort.abort();
+  await waiting;
+  t.ok(Date.now() - started < 1000, 'aborted early');
+  await sleep(60_000, abort.signal);
+  t.pass('an already aborted signal returns at once');
+});
+
+t.test('httpRequest leaves no listener on the caller signal, answered, failed or timed out', async (t) => {
+  const server = await LoopbackServer.start((req, res) => {
+    if (req.url === '/slow') setTimeout(() => res.end('late'), 2000);
+    else res.end('ok');
+  });
+  t.teardown(() => server.stop());
+  const abort = new AbortController();
+  for (let i = 0; i < 50; i++) t.equal((await httpRequest(`${server.url}/`, { timeoutMs: 2000, signal: abort.signal })).body, 'ok');
+  await t.rejects(httpRequest(`${server.url}/slow`, { timeoutMs: 50, signal: abort.signal }), /no answer within 0.05s/);
+  const closed = await LoopbackServer.start(() => undefined);
+  await closed.stop();
+  await t.rejects(httpRequest(closed.url, { timeoutMs: 2000, signal: abort.signal }), /ECONNREFUSED/);
+  t.equal(getEventListeners(abort.signal, 'abort').length, 0);
+  const pending = httpRequest(`${server.url}/slow`, { timeoutMs: 5000, signal: abort.signal });
+  abort.abort();
+  await t.rejects(pending, /aborted/);
 });

@@ -15,8 +15,24 @@ export interface RetryPolicy {
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Wait `ms`, or less when `signal` aborts. The abort listener is removed
+ * when the timer fires: a loop that sleeps on one long-lived signal must
+ * not leave a listener behind at every turn.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /**

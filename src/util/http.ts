@@ -30,15 +30,28 @@ export class HttpRequestError extends StartWorkerError {
 
 export async function httpRequest(url: string, request: HttpRequest): Promise<HttpResult> {
   const method = request.method ?? 'GET';
-  const timeout = AbortSignal.timeout(request.timeoutMs);
-  const signal = request.signal ? AbortSignal.any([timeout, request.signal]) : timeout;
+  // One controller per request, and nothing left behind on the caller's
+  // long-lived signal: AbortSignal.any() and AbortSignal.timeout() would
+  // keep every request's signals alive for as long as the watcher runs.
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, request.timeoutMs);
+  const callerAborted = (): void => controller.abort();
+  if (request.signal?.aborted) controller.abort();
+  else request.signal?.addEventListener('abort', callerAborted, { once: true });
   try {
-    const response = await fetch(url, { method, headers: request.headers, body: request.body, signal, redirect: 'manual' });
+    const response = await fetch(url, { method, headers: request.headers, body: request.body, signal: controller.signal, redirect: 'manual' });
     return { status: response.status, headers: response.headers, body: await response.text() };
   } catch (err) {
-    if (timeout.aborted) throw new HttpRequestError(`${method} ${url}: no answer within ${request.timeoutMs / 1000}s`);
+    if (timedOut) throw new HttpRequestError(`${method} ${url}: no answer within ${request.timeoutMs / 1000}s`);
     if (request.signal?.aborted) throw new HttpRequestError(`${method} ${url}: aborted`);
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new HttpRequestError(`${method} ${url}: ${cause?.code ?? cause?.message ?? errorMessage(err)}`);
+  } finally {
+    clearTimeout(timer);
+    request.signal?.removeEventListener('abort', callerAborted);
   }
 }

@@ -1,6 +1,6 @@
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay, sleep } from './backoff.js';
 
 export interface PollerOptions {
   /** What is being watched, for log messages. */
@@ -58,13 +58,7 @@ export class Poller {
         // the first failures, then every tenth: a long outage must not flood the log
         if (failures <= 3 || failures % 10 === 0) log.warn(`${name} failed (${failures} in a row): ${errorMessage(err)}; retrying in ${(pause / 1000).toFixed(1)}s`);
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, pause);
-        signal.addEventListener('abort', () => {
-          clearTimeout(timer);
-          resolve();
-        }, { once: true });
-      });
+      await sleep(pause, signal);
     }
   }
 }

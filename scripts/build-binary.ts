@@ -11,6 +11,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { hawkWithoutUrlParse } from './esbuild-plugins.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const at = (path: string) => `${root}${path}`;
@@ -32,6 +33,7 @@ await build({
   target: 'node24',
   logLevel: 'warning',
   define: { START_WORKER_VERSION: JSON.stringify(version), 'import.meta.url': 'undefined' },
+  plugins: [hawkWithoutUrlParse],
 });
 
 writeFileSync(

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { build } from 'esbuild';
+import { hawkWithoutUrlParse } from './esbuild-plugins.js';
 
 const root = new URL('../../', import.meta.url);
 const { version } = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string };
@@ -25,6 +26,7 @@ await build({
   minifySyntax: true,
   logLevel: 'warning',
   define: { START_WORKER_VERSION: JSON.stringify(version) },
+  plugins: [hawkWithoutUrlParse],
   // Bundled CommonJS (the validators, some dependencies) calls require().
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
 });

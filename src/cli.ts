@@ -5,6 +5,7 @@ import { renderReference } from './docs.js';
 import { errorMessage, StartWorkerError } from './errors.js';
 import { JsonDestination } from './logging/json.js';
 import { Logger } from './logging/logger.js';
+import { routeProcessWarnings } from './logging/process-warnings.js';
 import { StdioDestination } from './logging/stdio.js';
 import { PluginRegistry } from './registry.js';
 import { runWorker } from './run.js';
@@ -45,6 +46,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   };
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);
+  routeProcessWarnings(log);
   try {
     const options = parseCliOptions(argv, env);
     verbose = options.verbose;

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import t from 'tap';
 import { spawnWorker } from '../src/supervisor/spawn.js';
-import { TerminationController } from '../src/supervisor/termination.js';
+import { helloWaitMs, TerminationController } from '../src/supervisor/termination.js';
 import { captureLogger } from './log-capture.js';
 import { protocolWorkerPath, readJsonLines, tempDir, waitFor } from './helpers.js';
 
@@ -10,11 +10,11 @@ interface Recorded {
   message?: Record<string, unknown>;
 }
 
-async function startWorker(t: { teardown(fn: () => void): void }, script: Record<string, unknown>) {
+async function startWorker(t: { teardown(fn: () => void): void }, script: Record<string, unknown>, gracePeriodSeconds = 30) {
   const record = join(tempDir(t), 'record.jsonl');
   const { log } = captureLogger();
   const worker = await spawnWorker(
-    { file: process.execPath, args: [protocolWorkerPath], env: { FAKE_WORKER: JSON.stringify(script), FAKE_WORKER_RECORD: record }, gracePeriodSeconds: 30 },
+    { file: process.execPath, args: [protocolWorkerPath], env: { FAKE_WORKER: JSON.stringify(script), FAKE_WORKER_RECORD: record }, gracePeriodSeconds },
     { log },
   );
   t.teardown(() => worker.kill());
@@ -22,7 +22,7 @@ async function startWorker(t: { teardown(fn: () => void): void }, script: Record
     readJsonLines<Recorded>(record)
       .filter((r) => r.message?.['type'] === 'graceful-termination')
       .map((r) => r.message!);
-  return { worker, log, terminations };
+  return { worker, log, terminations, record };
 }
 
 t.test('a first request, then only an escalation from finishing tasks to stopping now', async (t) => {
@@ -53,4 +53,25 @@ t.test('a request before hello waits for it', async (t) => {
   worker.signal('SIGTERM');
   await worker.exited;
   t.same(terminations(), [{ type: 'graceful-termination', 'finish-tasks': false, reason: 'preemption' }]);
+});
+
+t.test('helloWaitMs: at most 5 s, half the grace period, a quarter of the time to the deadline', async (t) => {
+  const now = Date.now();
+  t.equal(helloWaitMs(undefined, undefined, now), 5000);
+  t.equal(helloWaitMs(2, undefined, now), 1000);
+  t.equal(helloWaitMs(undefined, new Date(now + 8000), now), 2000);
+  t.equal(helloWaitMs(60, new Date(now - 1000), now), 0, 'a deadline already past: no wait');
+});
+
+t.test('a worker that never says hello is signalled, and the grace period counts from the signal', async (t) => {
+  const { worker, log, record } = await startWorker(t, { capabilities: null, signals: { SIGTERM: 0 }, stopDelayMs: 1500 }, 2);
+  const controller = new TerminationController(worker, log);
+  const requested = Date.now();
+  controller.requestTermination({ finishTasks: false, reason: 'spot-interruption' });
+  const status = await worker.exited;
+  const events = readJsonLines<Recorded & { time: number }>(record);
+  const signalled = events.find((e) => e.event === 'signal');
+  t.ok(signalled, 'the worker got SIGTERM');
+  t.ok(signalled!.time - requested < 1500, `within half the grace period of the request (${signalled!.time - requested} ms)`);
+  t.same(status, { code: 0, signal: null }, 'it stopped on its own, not SIGKILLed, although stopping took most of its grace period');
 });

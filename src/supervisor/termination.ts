@@ -5,9 +5,18 @@ import type { RunningWorker } from './types.js';
 /**
  * How long a termination request waits for a worker that has not said hello
  * yet, so a worker that is still starting is told by message rather than
- * signalled.
+ * signalled. It never takes more than half the grace period, nor a quarter
+ * of the time left before the machine's deadline: once it runs out, the
+ * worker gets its termination signal.
  */
 const HELLO_WAIT_MS = 5000;
+
+export function helloWaitMs(gracePeriodSeconds: number | undefined, deadline: Date | undefined, now = Date.now()): number {
+  let wait = HELLO_WAIT_MS;
+  if (gracePeriodSeconds !== undefined) wait = Math.min(wait, (gracePeriodSeconds * 1000) / 2);
+  if (deadline !== undefined) wait = Math.min(wait, (deadline.getTime() - now) / 4);
+  return Math.max(0, wait);
+}
 
 /**
  * Decides how to stop the worker. Every reason to stop (interruption notice,
@@ -36,7 +45,6 @@ export class TerminationController {
 
   requestTermination(request: TerminationRequest): void {
     if (this.finished) return;
-    this.startGracePeriod();
     void this.deliver(request);
   }
 
@@ -70,19 +78,24 @@ export class TerminationController {
   private async deliver(request: TerminationRequest): Promise<void> {
     const { protocol } = this.worker;
     if (protocol.speaksProtocol && !protocol.saidHello) {
+      let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         protocol.initialized,
         this.worker.exited,
-        new Promise((resolve) => setTimeout(resolve, HELLO_WAIT_MS).unref()),
+        new Promise((resolve) => (timer = setTimeout(resolve, helloWaitMs(this.worker.gracePeriodSeconds, request.deadline)))),
       ]);
+      clearTimeout(timer);
     }
     if (this.finished) return;
+    // The grace period counts from the moment the worker is told, not from
+    // the request: a wait for hello must not eat into it.
     if (protocol.capable('graceful-termination')) {
       // Only a first request, or an escalation from finishing tasks to
       // stopping now, is worth sending; generic-worker honours only the first.
       if (this.sentFinishTasks === false || (this.sentFinishTasks === true && request.finishTasks)) return;
       this.sentFinishTasks = request.finishTasks;
       this.onNotice(request);
+      this.startGracePeriod();
       protocol.send({
         type: 'graceful-termination',
         'finish-tasks': request.finishTasks,
@@ -95,6 +108,7 @@ export class TerminationController {
       this.onNotice(request);
       this.log.info(`worker does not accept graceful-termination; sending it ${this.worker.terminationSignal} (reason: ${request.reason})`);
       this.worker.signal(this.worker.terminationSignal);
+      this.startGracePeriod();
     }
   }
 

@@ -10,4 +10,5 @@ appendFileSync(record!, `${JSON.stringify({ step: process.env['START_WORKER_STEP
 process.stdout.write(`hello from the ${process.env['START_WORKER_STEP']} hook\n`);
 const [action, value] = actions;
 if (action === 'sleep') setTimeout(() => undefined, Number(value));
-if (action === 'exit') process.exit(Number(value));
+// exit once the line above is out: stdout may be a non-blocking pipe
+if (action === 'exit') process.stdout.write('', () => process.exit(Number(value)));

@@ -28,6 +28,8 @@ interface WorkerScript {
   stderr?: string[];
   /** Exit with the given code on these signals. */
   signals?: Record<string, number>;
+  /** How long stopping takes after one of `signals` (default: at once). */
+  stopDelayMs?: number;
   /** Exit with this code after receiving new-credentials this many times. */
   exitAfterCredentials?: { count: number; code: number };
 }
@@ -43,16 +45,26 @@ function send(message: Record<string, unknown>): void {
   process.stdout.write(`~${JSON.stringify(message)}\n`);
 }
 
+/**
+ * Exit once everything written to stdout is out: stdout is a non-blocking
+ * pipe, and process.exit() would drop what is still queued.
+ */
+function exit(code: number): void {
+  process.stdout.write('', () => process.exit(code));
+}
+
 if (script.ignoreSigterm) process.on('SIGTERM', () => record({ event: 'sigterm-ignored' }));
-else process.on('SIGTERM', () => {
-  record({ event: 'sigterm' });
-  process.exit(143);
-});
+else if (script.signals?.['SIGTERM'] === undefined) {
+  process.on('SIGTERM', () => {
+    record({ event: 'sigterm' });
+    exit(143);
+  });
+}
 
 for (const [signal, code] of Object.entries(script.signals ?? {})) {
   process.on(signal, () => {
     record({ event: 'signal', signal });
-    process.exit(code);
+    setTimeout(() => exit(code), script.stopDelayMs ?? 0);
   });
 }
 for (const line of script.stderr ?? []) process.stderr.write(`${line}\n`);
@@ -73,12 +85,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     afterHello();
   }
   if (message['type'] === 'graceful-termination' && script.onGracefulTermination && script.onGracefulTermination !== 'ignore') {
-    process.exitCode = script.onGracefulTermination.exit;
-    process.stdout.write('', () => process.exit(process.exitCode));
+    exit(script.onGracefulTermination.exit);
   }
   if (message['type'] === 'new-credentials' && script.exitAfterCredentials) {
     credentialsReceived += 1;
-    if (credentialsReceived >= script.exitAfterCredentials.count) process.exit(script.exitAfterCredentials.code);
+    if (credentialsReceived >= script.exitAfterCredentials.count) exit(script.exitAfterCredentials.code);
   }
 });
 
@@ -111,8 +122,7 @@ function finish(): void {
     setTimeout(() => process.kill(process.pid, script.crash!.signal), script.crash.afterMs);
   }
   if (script.exitAfterOutput !== undefined) {
-    const code = script.exitAfterOutput;
-    process.stdout.write('', () => process.exit(code));
+    exit(script.exitAfterOutput);
   }
 }
 

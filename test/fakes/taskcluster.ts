@@ -54,6 +54,9 @@ export interface FakeTaskclusterOptions {
   tls?: { key: string; cert: string; ca?: string; requestCert?: boolean };
 }
 
+/** How far a client's clock may be from this fake's, as Taskcluster allows. */
+export const CLOCK_SKEW_SECONDS = 15 * 60;
+
 const schemaFile = join(repoRoot, '..', 'shared', 'reference', 'taskcluster-api-subset.json');
 let validators: Map<string, ValidateFunction> | undefined;
 
@@ -195,10 +198,15 @@ export class FakeTaskcluster {
     if (req.headers.authorization === undefined) return undefined;
     let result: { credentials: { id: string }; artifacts: { ext?: string } };
     try {
-      result = (await hawk.server.authenticate(req, (id: string) => {
-        const issued = this.credentials.get(id);
-        return issued === undefined ? undefined : { id, key: issued.accessToken, algorithm: 'sha256' };
-      })) as typeof result;
+      result = (await hawk.server.authenticate(
+        req,
+        (id: string) => {
+          const issued = this.credentials.get(id);
+          return issued === undefined ? undefined : { id, key: issued.accessToken, algorithm: 'sha256' };
+        },
+        // Taskcluster's auth service allows 15 minutes of clock skew (hawk's default is 60 s).
+        { timestampSkewSec: CLOCK_SKEW_SECONDS },
+      )) as typeof result;
     } catch (err) {
       throw new HttpError(401, 'AuthenticationFailed', `Hawk authentication failed: ${(err as Error).message}`);
     }

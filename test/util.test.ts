@@ -105,3 +105,7 @@ t.test('httpRequest leaves no listener on the caller signal, answered, failed or
   abort.abort();
   await t.rejects(pending, /aborted/);
 });
+
+t.test('sleepUntil refuses a time that is not a number (an unparsable expiry), instead of spinning', async (t) => {
+  await t.rejects(sleepUntil(Number.NaN), /not a time/);
+});

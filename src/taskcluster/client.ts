@@ -102,6 +102,9 @@ function parseIssuedCredentials(response: unknown, endpoint: string): IssuedCred
   ) {
     throw new TaskclusterCallError(`${endpoint} returned a response without credentials, expires and secret`, undefined, false);
   }
+  if (Number.isNaN(Date.parse(body['expires']))) {
+    throw new TaskclusterCallError(`${endpoint} returned an expires that is not a time: '${body['expires'].slice(0, 40)}'`, undefined, false);
+  }
   const certificate = credentials['certificate'];
   return {
     credentials: {

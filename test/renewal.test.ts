@@ -36,8 +36,13 @@ interface Recorded {
 }
 
 /** A static worker whose credentials live 40 s, so renewal happens about 10 s after it starts. */
-async function renewingRun(t: { teardown(fn: () => void | Promise<void>): void }, script: Record<string, unknown>, setup: (fake: FakeTaskcluster) => void = () => undefined) {
-  const fake = await new FakeTaskcluster({ credentialLifetimeSeconds: 40 }).start();
+async function renewingRun(
+  t: { teardown(fn: () => void | Promise<void>): void },
+  script: Record<string, unknown>,
+  setup: (fake: FakeTaskcluster) => void = () => undefined,
+  credentialLifetimeSeconds = 40,
+) {
+  const fake = await new FakeTaskcluster({ credentialLifetimeSeconds }).start();
   t.teardown(() => fake.stop());
   fake.addWorkerPool(POOL, 'static-prov');
   fake.addStaticWorker(POOL, 'g', 'w', STATIC_SECRET);
@@ -51,8 +56,9 @@ async function renewingRun(t: { teardown(fn: () => void | Promise<void>): void }
     shutdownCommand: recordingShutdown(dir).command,
   });
   const result = await runCli([config], { env: { FAKE_WORKER: JSON.stringify(script), FAKE_WORKER_RECORD: record }, timeoutMs: 90_000 });
-  const messages = readJsonLines<Recorded>(record).filter((r) => r.event === 'message').map((r) => r.message!);
-  return { fake, result, messages, leaks: leakedSecrets(result.stdout + result.stderr, [STATIC_SECRET, ...fake.issuedSecrets()]) };
+  const events = readJsonLines<Recorded & { time: number }>(record);
+  const messages = events.filter((r) => r.event === 'message').map((r) => r.message!);
+  return { fake, result, events, messages, leaks: leakedSecrets(result.stdout + result.stderr, [STATIC_SECRET, ...fake.issuedSecrets()]) };
 }
 
 t.test('renewal, end to end', async (t) => {
@@ -108,6 +114,29 @@ t.test('renewal, end to end', async (t) => {
     const termination = messages.find((m) => m['type'] === 'graceful-termination');
     t.match(termination, { 'finish-tasks': false, reason: 'credentials-expiring' });
     t.ok(Date.parse(termination!['deadline'] as string) > Date.now() - 60_000, 'with the expiry as deadline');
+  });
+
+  t.test('a renewal due before the worker says hello waits for the hello, then renews', async (t) => {
+    // 31 s credentials are due for renewal after 1 s; the worker says hello after 3 s.
+    const { fake, result, events, messages } = await renewingRun(
+      t,
+      { capabilities: ['graceful-termination', 'new-credentials'], helloDelayMs: 3000, exitAfterCredentials: { count: 1, code: 0 } },
+      undefined,
+      31,
+    );
+    t.equal(result.code, 0, result.stderr);
+    t.notOk(messages.some((m) => m['type'] === 'graceful-termination'), 'the worker was not asked to stop');
+    t.ok(messages.some((m) => m['type'] === 'new-credentials'), 'it received new credentials');
+    const hello = events.find((e) => e.event === 'hello')!;
+    t.ok(fake.callsTo('reregisterWorker').length === 1 && hello, 'renewed once, after the hello');
+  });
+
+  t.test('a worker that never says hello is stopped before its credentials expire', async (t) => {
+    const { fake, result, messages } = await renewingRun(t, { capabilities: null }, undefined, 31);
+    t.equal(result.code, 143, result.stderr);
+    t.equal(fake.callsTo('reregisterWorker').length, 0);
+    t.equal(messages.filter((m) => m['type'] === 'graceful-termination').length, 0, 'it cannot be told by message');
+    t.match(result.stderr, /the worker has not said hello.*asking the worker to stop/);
   });
 
   t.test('a worker without new-credentials is stopped with graceful-termination', async (t) => {

@@ -77,6 +77,22 @@ export class CredentialRenewal {
     }
   }
 
+  /** Whether the worker has said hello by `deadline` (a wall-clock time); false at once for one that never will. */
+  private async helloBy(deadline: number): Promise<boolean> {
+    const { protocol } = this.options;
+    if (protocol.saidHello || !protocol.speaksProtocol) return protocol.saidHello;
+    const waiting = new AbortController();
+    const stopWaiting = (): void => waiting.abort();
+    this.abort.signal.addEventListener('abort', stopWaiting, { once: true });
+    try {
+      await Promise.race([protocol.initialized, sleepUntil(deadline, waiting.signal)]);
+    } finally {
+      stopWaiting();
+      this.abort.signal.removeEventListener('abort', stopWaiting);
+    }
+    return protocol.saidHello;
+  }
+
   /** One renewal; false when the worker has been asked to stop instead. */
   private async renew(expires: number): Promise<boolean> {
     const { state, protocol, termination, settings, log } = this.options;
@@ -85,9 +101,14 @@ export class CredentialRenewal {
       termination.requestTermination({ finishTasks: false, reason: 'credentials-expiring', deadline: new Date(expires) });
       return false;
     };
+    const deadline = expires - renewalSafetyMarginMs(expires - Date.now());
+    // A worker still starting up may accept new credentials once it says hello.
+    if (!(await this.helloBy(deadline))) {
+      if (this.abort.signal.aborted) return false;
+      return stopWorker('the worker has not said hello');
+    }
     if (!protocol.capable('new-credentials')) return stopWorker('the worker does not accept new-credentials');
 
-    const deadline = expires - renewalSafetyMarginMs(expires - Date.now());
     let issued;
     try {
       issued = await withRetries(

@@ -10,6 +10,8 @@ import { createInterface } from 'node:readline';
 interface WorkerScript {
   /** Capabilities to say hello with; null never says hello. */
   capabilities?: string[] | null;
+  /** How long after welcome to say hello (a worker that is slow to start). */
+  helloDelayMs?: number;
   /** Lines written to stdout after hello (protocol messages or plain text). */
   output?: string[];
   /** Write this many log messages as fast as possible. */
@@ -81,8 +83,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   const message = JSON.parse(line.slice(1)) as Record<string, unknown>;
   record({ event: 'message', message });
   if (message['type'] === 'welcome' && script.capabilities !== null) {
-    send({ type: 'hello', capabilities: script.capabilities ?? [] });
-    afterHello();
+    setTimeout(() => {
+      send({ type: 'hello', capabilities: script.capabilities ?? [] });
+      record({ event: 'hello' });
+      afterHello();
+    }, script.helloDelayMs ?? 0);
   }
   if (message['type'] === 'graceful-termination' && script.onGracefulTermination && script.onGracefulTermination !== 'ignore') {
     exit(script.onGracefulTermination.exit);

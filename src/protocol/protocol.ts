@@ -146,24 +146,37 @@ export class WorkerProtocol {
     });
   }
 
+  /**
+   * As Taskcluster's reader does: a line that, trimmed, has the form
+   * `~{...}` and parses to an object with a string `type` is a message;
+   * every other line, however it starts, is the worker's text output.
+   */
   private receiveLine(line: string): void {
-    if (!this.protocolEnabled || line.charCodeAt(0) !== 0x7e /* ~ */) {
-      this.log.worker({ textPayload: line }, line);
-      return;
+    const message = this.protocolEnabled ? this.parseMessage(line) : undefined;
+    if (message === undefined) this.log.worker({ textPayload: line }, line);
+    else this.dispatch(message.type, message.object, message.json);
+  }
+
+  private parseMessage(line: string): { type: string; object: JsonObject; json: string } | undefined {
+    // the common case, a line as a worker writes it, needs no trimming
+    const text = line.charCodeAt(0) === 0x7e /* ~ */ && line.charCodeAt(line.length - 1) === 0x7d /* } */ ? line : line.trim();
+    if (text.charCodeAt(0) !== 0x7e || text.charCodeAt(1) !== 0x7b /* { */ || text.charCodeAt(text.length - 1) !== 0x7d) {
+      if (text.charCodeAt(0) === 0x7e) this.log.debug('worker wrote a line starting with ~ that is not of the form ~{...}; logged it as text');
+      return undefined;
     }
-    const json = line.slice(1);
-    let message: unknown;
+    const json = text.slice(1);
+    let parsed: unknown;
     try {
-      message = JSON.parse(json);
+      parsed = JSON.parse(json);
     } catch (err) {
-      this.log.warn(`worker sent a protocol line that is not valid JSON (${errorMessage(err)}); ignored it`);
-      return;
+      this.log.debug(`worker wrote a ~{...} line that is not valid JSON (${errorMessage(err)}); logged it as text`);
+      return undefined;
     }
-    if (!isJsonObject(message) || typeof message['type'] !== 'string') {
-      this.log.warn('worker sent a protocol message without a string "type"; ignored it');
-      return;
+    if (!isJsonObject(parsed) || typeof parsed['type'] !== 'string') {
+      this.log.debug('worker wrote a ~{...} line without a string "type"; logged it as text');
+      return undefined;
     }
-    this.dispatch(message['type'], message, json);
+    return { type: parsed['type'], object: parsed, json };
   }
 
   private dispatch(type: string, message: JsonObject, json: string): void {

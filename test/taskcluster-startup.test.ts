@@ -167,6 +167,21 @@ t.test('a secret that is not an object is an error', async (t) => {
   t.match(result.stderr, /secret worker-pool:proj\/static-pool: config must be an object/);
 });
 
+t.test('a workerConfig that is not an object is a broken worker pool: startup fails at once, naming the pool', async (t) => {
+  const fake = await startFake(t);
+  prepare(fake);
+  // worker-manager validates its answers, so only a broken deployment sends this; the fault bypasses the fake's own check
+  for (const workerConfig of ['a string', 7, ['a', 'list']]) {
+    const broken = { credentials: { clientId: 'worker/x', accessToken: 'y'.repeat(44) }, expires: new Date(Date.now() + 3_600_000).toISOString(), secret: 'z'.repeat(44), workerConfig };
+    fake.inject('registerWorker', { kind: 'status', status: 200, body: broken });
+    const dir = tempDir(t);
+    const result = await runCli([writeConfig(dir, { ...staticConfig(fake, dir), getSecrets: false })]);
+    t.equal(result.code, 1, JSON.stringify(workerConfig));
+    t.match(result.stderr, /registerWorker returned a workerConfig that is an? (string|number|array), not an object: the definition of worker pool proj\/static-pool is broken/);
+  }
+  t.equal(fake.callsTo('registerWorker').length, 3, 'not retried');
+});
+
 t.test('registration: transient failures are retried, a refusal is not', async (t) => {
   const fake = await startFake(t);
   prepare(fake);

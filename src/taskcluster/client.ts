@@ -122,10 +122,15 @@ export async function registerWorkerCall(target: ClientTarget, payload: JsonObje
   const client = new WorkerManager(clientOptions({ ...target, credentials: undefined }));
   const response = await call('worker-manager registerWorker', () => client.registerWorker(payload));
   const workerConfig = (response as JsonObject)['workerConfig'];
-  return {
-    ...parseIssuedCredentials(response, 'registerWorker'),
-    workerConfig: isJsonObject(workerConfig) ? workerConfig : undefined,
-  };
+  if (workerConfig !== undefined && workerConfig !== null && !isJsonObject(workerConfig)) {
+    const kind = Array.isArray(workerConfig) ? 'an array' : `a ${typeof workerConfig}`;
+    throw new TaskclusterCallError(
+      `registerWorker returned a workerConfig that is ${kind}, not an object: the definition of worker pool ${String(payload['workerPoolId'])} is broken; fix its workerConfig in worker-manager`,
+      undefined,
+      false,
+    );
+  }
+  return { ...parseIssuedCredentials(response, 'registerWorker'), workerConfig: workerConfig ?? undefined };
 }
 
 export async function reregisterWorkerCall(target: ClientTarget, payload: JsonObject): Promise<IssuedCredentials> {

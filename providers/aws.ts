@@ -109,11 +109,7 @@ class AwsProvider implements Provider {
     ]);
     // Failures are reported in this order, whichever happened first.
     const announced = settled(notice);
-    if (announced !== undefined) {
-      throw new StartWorkerError(
-        `the EC2 metadata service announces a spot interruption (${announced}); not starting a worker on an instance about to go away`,
-      );
-    }
+    if (announced !== undefined) throw announcedInterruption(announced);
     const userData = this.parseUserData(settled(userDataText));
     const raw = settled(documentText);
     const document = this.parseIdentityDocument(raw);
@@ -143,8 +139,9 @@ class AwsProvider implements Provider {
   }
 
   async useCachedRun(): Promise<void> {
-    // Nothing to ask the metadata service: the cached state has the identity,
-    // and the client built in the constructor serves the watcher.
+    // The cached state has the identity; only an announced interruption matters.
+    const announced = await this.startupNotice();
+    if (announced !== undefined) throw announcedInterruption(announced);
   }
 
   workerStarted(control: TerminationControl): void {
@@ -258,6 +255,10 @@ class AwsProvider implements Provider {
   }
 }
 
+function announcedInterruption(notice: string): StartWorkerError {
+  return new StartWorkerError(`the EC2 metadata service announces a spot interruption (${notice}); not starting a worker on an instance about to go away`);
+}
+
 function settled<T>(result: PromiseSettledResult<T>): T {
   if (result.status === 'rejected') throw result.reason;
   return result.value;
@@ -318,7 +319,8 @@ metadata has \`instance-id\`, \`image\`, \`instance-type\`, \`region\`,
 \`availability-zone\`, \`local-ipv4\`, and \`public-hostname\` and \`public-ipv4\`
 when the instance has them.
 
-start-worker refuses to start when a spot interruption is already announced.
+start-worker refuses to start when a spot interruption is already announced,
+on a restart from \`cacheOverRestarts\` too.
 While the worker runs, it checks \`spot/instance-action\` every
 \`terminationPollInterval\` seconds; on a notice the worker gets
 graceful-termination (finish-tasks false, reason \`spot-interruption\`, the

@@ -127,8 +127,8 @@ Metadata requests time out after 2 s (long-polls after 65 s); at startup a
 failed request is tried up to six times in all, with backoff, within
 \`startupRetryWindow\`. A missing value is an error naming its metadata
 path. The identity token is never logged. A run restarted from
-\`cacheOverRestarts\` reads no metadata before the worker starts; its
-watchers read the current values first.`,
+\`cacheOverRestarts\` reads only the preemption and maintenance values
+before the worker starts, and refuses to start it on a VM going away.`,
   create(config, context) {
     return new GoogleProvider(config, context.log, context.runnerConfig.startupRetryWindow * 1000);
   },
@@ -160,18 +160,7 @@ class GoogleProvider implements Provider {
     this.log.info(`reading instance metadata from ${metadata.base}`);
     const deadline = Date.now() + this.startupRetryWindowMs;
     const read = (path: string) => this.withStartupRetries(deadline, () => metadata.get(path));
-
-    // Refuse a VM that is already going away (Taskcluster checks preemption only).
-    const answers = await Promise.all(NOTICES.map((notice) => read(notice.path)));
-    NOTICES.forEach((notice, index) => {
-      const answer = answers[index]!;
-      if (notice.announced(answer.value)) {
-        throw new StartWorkerError(
-          `Google metadata ${notice.path} is ${answer.value.trim()}: ${notice.what}, so the worker is not started`,
-        );
-      }
-      this.noticeBaselines.set(notice.path, answer);
-    });
+    await this.refuseAnnouncedNotice(deadline);
 
     const [userDataAnswer, instanceId, publicIpv4, ...values] = await Promise.all([
       read(USER_DATA_PATH),
@@ -220,8 +209,24 @@ class GoogleProvider implements Provider {
   }
 
   async useCachedRun(): Promise<void> {
-    // No requests here: the watchers read the current values when they start.
-    this.metadata();
+    // A restart, as a first start, must not run a worker on a VM going away.
+    await this.refuseAnnouncedNotice(Date.now() + this.startupRetryWindowMs);
+  }
+
+  /**
+   * Refuse a VM that is already going away (Taskcluster checks preemption
+   * only); the answers are the baselines the watchers' long-polls resume from.
+   */
+  private async refuseAnnouncedNotice(deadline: number): Promise<void> {
+    const metadata = this.metadata();
+    const answers = await Promise.all(NOTICES.map((notice) => this.withStartupRetries(deadline, () => metadata.get(notice.path))));
+    NOTICES.forEach((notice, index) => {
+      const answer = answers[index]!;
+      if (notice.announced(answer.value)) {
+        throw new StartWorkerError(`Google metadata ${notice.path} is ${answer.value.trim()}: ${notice.what}, so the worker is not started`);
+      }
+      this.noticeBaselines.set(notice.path, answer);
+    });
   }
 
   workerStarted(control: TerminationControl): void {
@@ -243,26 +248,20 @@ class GoogleProvider implements Provider {
   /** One long-poll of a notice path; true (stop polling) once termination has been requested. */
   private async pollNotice(notice: Notice, control: TerminationControl, signal: AbortSignal): Promise<boolean> {
     if (this.terminationRequested) return true;
-    const metadata = this.metadata();
-    const baseline = this.noticeBaselines.get(notice.path);
-    let answer: MetadataAnswer;
-    if (baseline === undefined) {
-      // After a restart from the cache: learn the current value and its ETag first.
-      answer = await metadata.get(notice.path, { signal });
-    } else {
-      const started = Date.now();
-      answer = await metadata.waitForChange(notice.path, { lastEtag: baseline.etag, timeoutSec: LONG_POLL_SECONDS, signal });
-      const unchanged = answer.etag === baseline.etag && answer.value === baseline.value;
-      if (unchanged && Date.now() - started < MIN_UNCHANGED_HOLD_MS && !notice.announced(answer.value)) {
-        throw new StartWorkerError(`Google metadata ${notice.path}: the server answered a wait_for_change request at once without a change`);
-      }
+    // configureRun or useCachedRun read every notice path first
+    const baseline = this.noticeBaselines.get(notice.path)!;
+    const started = Date.now();
+    const answer = await this.metadata().waitForChange(notice.path, { lastEtag: baseline.etag, timeoutSec: LONG_POLL_SECONDS, signal });
+    const unchanged = answer.etag === baseline.etag && answer.value === baseline.value;
+    if (unchanged && Date.now() - started < MIN_UNCHANGED_HOLD_MS && !notice.announced(answer.value)) {
+      throw new StartWorkerError(`Google metadata ${notice.path}: the server answered a wait_for_change request at once without a change`);
     }
     this.noticeBaselines.set(notice.path, answer);
     if (notice.announced(answer.value)) {
       this.requestTermination(control, notice, answer.value);
       return true;
     }
-    if (baseline !== undefined && answer.value !== baseline.value) this.log.info(`Google metadata ${notice.path} is now ${answer.value.trim()}`);
+    if (answer.value !== baseline.value) this.log.info(`Google metadata ${notice.path} is now ${answer.value.trim()}`);
     return false;
   }
 

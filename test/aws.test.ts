@@ -467,7 +467,7 @@ t.test('aws end to end', async (t) => {
     t.same(recorded(), [], 'no worker started');
   });
 
-  t.test('a restart from the state cache asks the metadata service nothing but the watch', async (t) => {
+  t.test('a restart from the state cache asks the metadata service only about interruptions', async (t) => {
     const { tc, imds, dir, shutdown, messages, config, env } = await awsSetup(t);
     fakeExecutable(join(dir, 'gw'));
     const runnerConfig = config({
@@ -487,11 +487,29 @@ t.test('aws end to end', async (t) => {
     t.equal(result.code, 0, result.stderr);
     t.match(result.stderr, /continuing the run cached in/);
     const paths = new Set(imds.requestsSince(restartedAt).map((r) => `${r.method} ${r.path}`));
-    t.same([...paths].sort(), [`GET ${SPOT_INSTANCE_ACTION}`, `PUT ${TOKEN_PATH}`], 'no identity requests after a restart, only the watch');
+    t.same([...paths].sort(), [`GET ${SPOT_INSTANCE_ACTION}`, `GET ${SPOT_TERMINATION_TIME}`, `PUT ${TOKEN_PATH}`], 'no identity requests after a restart, only the notice check and the watch');
     t.equal(tc.callsTo('registerWorker').length, 1, 'registered once');
     t.same(messages().find((m) => m['type'] === 'graceful-termination'), { type: 'graceful-termination', 'finish-tasks': false, reason: 'spot-interruption', deadline: deadline.toISOString() });
     t.ok(tc.workers.get(WORKER_KEY)?.removed, 'removed when the restarted worker exits');
     t.same(shutdown.calls(), []);
+  });
+
+  t.test('a restart from the state cache under an announced spot interruption does not start the worker', async (t) => {
+    const { tc, imds, dir, config, env, recorded } = await awsSetup(t);
+    fakeExecutable(join(dir, 'gw'));
+    const runnerConfig = config({
+      worker: { implementation: 'generic-worker', path: join(dir, 'gw'), configPath: join(dir, 'gw.json') },
+      extra: { cacheOverRestarts: join(dir, 'state.json') },
+    });
+    t.equal((await runCli([runnerConfig], { env: env({ capabilities: [], exitAfterOutput: 67 }) })).code, 67);
+    const started = recorded().filter((r) => r.event === 'started').length;
+    imds.announceSpotInterruption('terminate', wholeSecondsFromNow(100));
+    const result = await runCli([runnerConfig], { env: env({ capabilities: [], exitAfterOutput: 0 }) });
+    t.equal(result.code, 1);
+    t.match(result.stderr, /continuing the run cached in/);
+    t.match(result.stderr, /announces a spot interruption \(\/latest\/meta-data\/spot\/instance-action: terminate at .*\); not starting a worker/);
+    t.equal(recorded().filter((r) => r.event === 'started').length, started, 'no worker started');
+    t.equal(tc.callsTo('registerWorker').length, 1, 'no second registration');
   });
 
   t.test('cached credentials that have expired: an error saying the instance should be replaced, and no request', async (t) => {
@@ -547,7 +565,7 @@ t.test('configuration', async (t) => {
   t.match(badEnv.stderr, /error: the environment variable AWS_EC2_METADATA_SERVICE_ENDPOINT: '169\.254\.169\.254' is not a URL/);
 });
 
-t.test('the provider on its own: useCachedRun asks nothing; the watcher runs after it and stops when told', async (t) => {
+t.test('the provider on its own: useCachedRun asks only about interruptions; the watcher runs after it and stops when told', async (t) => {
   const imds = await new FakeEc2Metadata().start();
   t.teardown(() => imds.stop());
   const { log } = captureLogger();
@@ -557,7 +575,7 @@ t.test('the provider on its own: useCachedRun asks nothing; the watcher runs aft
   );
   const state = emptyRunState({});
   await provider.useCachedRun(state);
-  t.equal(imds.requests.length, 0, 'no metadata request for a cached run');
+  t.same(new Set(imds.requests.map((r) => r.path)), new Set([TOKEN_PATH, SPOT_INSTANCE_ACTION, SPOT_TERMINATION_TIME]), 'a cached run asks only whether an interruption is announced');
 
   const requests: TerminationRequest[] = [];
   provider.workerStarted({ requestTermination: (request) => requests.push(request) });

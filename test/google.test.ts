@@ -414,7 +414,7 @@ t.test('config validation and a bad GCE_METADATA_HOST', async (t) => {
   t.match(badHost.stderr, /error: GCE_METADATA_HOST 'not a host' is not a valid metadata server address; expected host\[:port\]/);
 });
 
-t.test('a restart from cacheOverRestarts reads no metadata before the worker starts, and still watches', async (t) => {
+t.test('a restart from cacheOverRestarts reads only the notice values before the worker starts, and still watches', async (t) => {
   const { tc, metadata, dir, config, workerEnv, messages } = await setup(t);
   const cache = join(dir, 'state.json');
   const runnerConfig = config({ worker: fakeWorkerSection(), cacheOverRestarts: cache });
@@ -428,7 +428,7 @@ t.test('a restart from cacheOverRestarts reads no metadata before the worker sta
   await watching(metadata);
   const paths = new Set(metadata.requests.filter((r) => r.time >= since).map((r) => r.path));
   t.same([...paths].sort(), [MAINTENANCE_PATH, PREEMPTED_PATH], 'only the watched values were read');
-  t.same(metadata.requestsTo(PREEMPTED_PATH, since)[0]?.query, {}, 'the watcher read the current value first, then long-polled');
+  t.same(metadata.requestsTo(PREEMPTED_PATH, since)[0]?.query, {}, 'the startup check read the current value, then the watcher long-polled');
   metadata.preempt();
   const result = await run.done;
   t.equal(result.code, 0, result.stderr);
@@ -436,6 +436,13 @@ t.test('a restart from cacheOverRestarts reads no metadata before the worker sta
   t.notMatch(result.stderr, 'reading instance metadata');
   t.equal(tc.callsTo('registerWorker').length, 1, 'not registered again');
   t.same(messages('graceful-termination').map((r) => r.message?.['reason']), ['preemption']);
+
+  // Restarted again, on a VM that is being preempted: the worker is not started.
+  const welcomes = messages('welcome').length;
+  const refused = await runCli([runnerConfig], { t, env: workerEnv(STOPPABLE_WORKER) });
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, /Google metadata instance\/preempted is TRUE: the VM is being preempted, so the worker is not started/);
+  t.equal(messages('welcome').length, welcomes, 'no worker started');
 });
 
 t.test('the metadata fake is as strict as the real server', async (t) => {
@@ -467,7 +474,7 @@ t.test('the metadata fake is as strict as the real server', async (t) => {
   t.equal(await timedOut.text(), 'TRUE', 'after timeout_sec the unchanged value');
 });
 
-t.test('in process: useCachedRun makes no requests; the watchers still start and stop', async (t) => {
+t.test('in process: useCachedRun reads only the notice values; the watchers still start and stop', async (t) => {
   const metadata = await new FakeGoogleMetadata().start();
   t.teardown(() => metadata.stop());
   const providerSection = { providerType: 'google', metadataEndpoint: `${metadata.url}/`, terminationPollInterval: 0.05 };
@@ -487,16 +494,20 @@ t.test('in process: useCachedRun makes no requests; the watchers still start and
   const requests: TerminationRequest[] = [];
   const control = { requestTermination: (request: TerminationRequest) => requests.push(request) };
 
-  // A notice already in effect when the run is restarted from the cache.
+  // A notice announced between the restart's check and the first long-poll.
   const first = plugin.create(providerSection, { log, runnerConfig });
   await first.useCachedRun(emptyRunState({}));
-  t.equal(metadata.requests.length, 0, 'useCachedRun made no metadata requests');
+  t.same(new Set(metadata.requests.map((r) => r.path)), new Set([PREEMPTED_PATH, MAINTENANCE_PATH]), 'useCachedRun read only the notice values');
   metadata.preempt();
   first.workerStarted(control);
   await waitFor('the termination request', () => requests.length === 1);
   await first.workerFinished(emptyRunState({}));
   t.same(requests, [{ finishTasks: false, reason: 'preemption' }]);
-  t.same(metadata.requestsTo(PREEMPTED_PATH)[0]?.query, {}, 'the first request after a restart reads the current value');
+  t.same(metadata.requestsTo(PREEMPTED_PATH)[0]?.query, {}, 'the check after a restart reads the current value');
+
+  // A notice already in effect when the run is restarted: refused.
+  const refused = plugin.create(providerSection, { log, runnerConfig });
+  await t.rejects(refused.useCachedRun(emptyRunState({})), /instance\/preempted is TRUE: the VM is being preempted, so the worker is not started/);
 
   // A notice announced later: long-polls resume from the ETag of that first read.
   metadata.set(PREEMPTED_PATH, 'FALSE');

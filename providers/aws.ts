@@ -3,7 +3,6 @@ import { isJsonObject, type JsonObject } from '../src/json.js';
 import type { Logger } from '../src/logging/logger.js';
 import type { IdentityProof, Provider, ProviderPlugin, TerminationControl } from '../src/plugin.js';
 import { normalizeRootUrl, type RunState } from '../src/state.js';
-import { withRetries } from '../src/util/backoff.js';
 import { Poller } from '../src/util/poller.js';
 import {
   DEFAULT_METADATA_ENDPOINT,
@@ -13,6 +12,7 @@ import {
   METADATA_ENDPOINT_VARIABLE,
   resolveMetadataEndpoint,
 } from './aws-metadata.js';
+import { startupDeadline, withStartupRetries } from './metadata/startup-retry.js';
 
 interface AwsConfig {
   metadataEndpoint?: string;
@@ -31,8 +31,6 @@ const PATHS = {
   rebalanceRecommendation: '/latest/meta-data/events/recommendations/rebalance',
 } as const;
 
-/** Startup requests: a few quick retries; the metadata service is local and normally instant. */
-const STARTUP_RETRIES = { maxAttempts: 6, initialDelayMs: 250, maxDelayMs: 4000 };
 /**
  * The longest pause of the watcher after repeated failures. AWS gives two
  * minutes' notice, so a watcher that recovers must notice soon.
@@ -88,16 +86,20 @@ function describeNotice(notice: SpotNotice): string {
 class AwsProvider implements Provider {
   private readonly metadata: Ec2MetadataClient;
   private poller: Poller | undefined;
+  /** When startup requests stop retrying (set when startup begins). */
+  private startupDeadline = 0;
 
   constructor(
     private readonly config: AwsConfig,
     private readonly log: Logger,
+    private readonly startupRetryWindow: number,
   ) {
     this.metadata = new Ec2MetadataClient(resolveMetadataEndpoint(config.metadataEndpoint));
     if (this.metadata.endpoint !== DEFAULT_METADATA_ENDPOINT) log.info(`using the EC2 metadata service at ${this.metadata.endpoint}`);
   }
 
   async configureRun(state: RunState): Promise<IdentityProof> {
+    this.startupDeadline = startupDeadline(this.startupRetryWindow);
     // Everything at once: the service answers in milliseconds, and boot time matters.
     const [notice, userDataText, documentText, signature, publicHostname, publicIpv4] = await Promise.allSettled([
       this.startupNotice(),
@@ -140,6 +142,7 @@ class AwsProvider implements Provider {
 
   async useCachedRun(): Promise<void> {
     // The cached state has the identity; only an announced interruption matters.
+    this.startupDeadline = startupDeadline(this.startupRetryWindow);
     const announced = await this.startupNotice();
     if (announced !== undefined) throw announcedInterruption(announced);
   }
@@ -183,12 +186,13 @@ class AwsProvider implements Provider {
 
   /** A metadata path, with retries of transient failures; undefined when it does not exist. */
   private fetch(path: string): Promise<string | undefined> {
-    return withRetries(() => this.metadata.get(path), {
-      ...STARTUP_RETRIES,
+    return withStartupRetries(() => this.metadata.get(path), {
+      deadline: this.startupDeadline,
+      windowSeconds: this.startupRetryWindow,
       isTransient: isTransientMetadataError,
-      onRetry: (err, attempt, delayMs) =>
-        this.log.warn(`EC2 metadata: ${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
-    });
+      log: this.log,
+      hint: `is this an EC2 instance, with its metadata service at ${this.metadata.endpoint}? Elsewhere, set provider.metadataEndpoint or ${METADATA_ENDPOINT_VARIABLE}`,
+    }, 'EC2 metadata');
   }
 
   private async fetchRequired(path: string): Promise<string> {
@@ -339,7 +343,7 @@ otherwise.`,
     return problem === undefined ? [] : [problem];
   },
   create(config, context) {
-    return new AwsProvider(config, context.log);
+    return new AwsProvider(config, context.log, context.runnerConfig.startupRetryWindow);
   },
 };
 

@@ -11,6 +11,7 @@ import {
   isTransientMetadataError,
   type ScheduledEvent,
 } from './azure-metadata.js';
+import { startupDeadline, withStartupRetries } from './metadata/startup-retry.js';
 
 interface AzureConfig {
   metadataEndpoint?: string;
@@ -209,28 +210,21 @@ notice.`,
     let watcher: ScheduledEventsWatcher | undefined;
     const metadataClient = (): AzureMetadataClient => (client ??= new AzureMetadataClient(endpointFrom(config)));
 
+    let deadline = 0;
     /** One startup request, retried while it fails transiently, within the startup window. */
-    const startupRequest = async <T>(what: string, request: () => Promise<T>): Promise<T> => {
-      try {
-        return await withRetries(request, {
-          deadline: Date.now() + runnerConfig.startupRetryWindow * 1000,
-          initialDelayMs: 500,
-          maxDelayMs: 10_000,
-          isTransient: isTransientMetadataError,
-          onRetry: (err, attempt, delayMs) => log.warn(`${what}: ${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
-        });
-      } catch (err) {
-        if (!isTransientMetadataError(err)) throw err;
-        throw new StartWorkerError(
-          `${errorMessage(err)}; gave up after startupRetryWindow (${runnerConfig.startupRetryWindow}s). Is this an Azure VM with its metadata service at ${metadataClient().endpoint}? Elsewhere, set provider.metadataEndpoint or ${ENDPOINT_ENV}`,
-          { cause: err },
-        );
-      }
-    };
+    const startupRequest = <T>(what: string, request: () => Promise<T>): Promise<T> =>
+      withStartupRetries(request, {
+        deadline,
+        windowSeconds: runnerConfig.startupRetryWindow,
+        isTransient: isTransientMetadataError,
+        log,
+        hint: `is this an Azure VM with its metadata service at ${metadataClient().endpoint}? Elsewhere, set provider.metadataEndpoint or ${ENDPOINT_ENV}`,
+      }, what);
 
     return {
       async configureRun(state) {
         const metadata = metadataClient();
+        deadline = startupDeadline(runnerConfig.startupRetryWindow);
         log.info(`reading instance metadata from ${metadata.endpoint}`);
         const instance = await startupRequest('instance metadata', () => metadata.instance({ timeoutMs: REQUEST_TIMEOUT_MS }));
         const tag = (name: string): string => {

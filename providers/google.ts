@@ -3,7 +3,6 @@ import { isJsonObject, type JsonObject } from '../src/json.js';
 import type { Logger } from '../src/logging/logger.js';
 import type { Provider, ProviderPlugin, TerminationControl, TerminationRequest } from '../src/plugin.js';
 import { normalizeRootUrl, type RunState } from '../src/state.js';
-import { withRetries } from '../src/util/backoff.js';
 import { Poller } from '../src/util/poller.js';
 import {
   DEFAULT_METADATA_ENDPOINT,
@@ -14,6 +13,7 @@ import {
   metadataBaseUrl,
   type MetadataAnswer,
 } from './google-metadata.js';
+import { startupDeadline, withStartupRetries } from './metadata/startup-retry.js';
 
 interface GoogleConfig {
   metadataEndpoint?: string;
@@ -70,10 +70,6 @@ const LONG_POLL_SECONDS = 60;
  * spinning.
  */
 const MIN_UNCHANGED_HOLD_MS = 1000;
-/** Startup metadata requests: a handful of attempts, also bounded by startupRetryWindow. */
-const STARTUP_ATTEMPTS = 6;
-const STARTUP_FIRST_DELAY_MS = 250;
-const STARTUP_MAX_DELAY_MS = 4000;
 
 const plugin: ProviderPlugin<GoogleConfig> = {
   name: 'google',
@@ -124,13 +120,12 @@ signal); Compute Engine gives no deadline. start-worker refuses to start on a
 VM that is already being preempted or terminated for maintenance.
 
 Metadata requests time out after 2 s (long-polls after 65 s); at startup a
-failed request is tried up to six times in all, with backoff, within
-\`startupRetryWindow\`. A missing value is an error naming its metadata
+failed request is retried with backoff within \`startupRetryWindow\`. A missing value is an error naming its metadata
 path. The identity token is never logged. A run restarted from
 \`cacheOverRestarts\` reads only the preemption and maintenance values
 before the worker starts, and refuses to start it on a VM going away.`,
   create(config, context) {
-    return new GoogleProvider(config, context.log, context.runnerConfig.startupRetryWindow * 1000);
+    return new GoogleProvider(config, context.log, context.runnerConfig.startupRetryWindow);
   },
 };
 
@@ -146,7 +141,7 @@ class GoogleProvider implements Provider {
   constructor(
     private readonly config: GoogleConfig,
     private readonly log: Logger,
-    private readonly startupRetryWindowMs: number,
+    private readonly startupRetryWindow: number,
   ) {}
 
   /** Resolved when first needed, so a bad address is a startup error, not a crash in create(). */
@@ -158,7 +153,7 @@ class GoogleProvider implements Provider {
   async configureRun(state: RunState): Promise<JsonObject> {
     const metadata = this.metadata();
     this.log.info(`reading instance metadata from ${metadata.base}`);
-    const deadline = Date.now() + this.startupRetryWindowMs;
+    const deadline = startupDeadline(this.startupRetryWindow);
     const read = (path: string) => this.withStartupRetries(deadline, () => metadata.get(path));
     await this.refuseAnnouncedNotice(deadline);
 
@@ -210,7 +205,7 @@ class GoogleProvider implements Provider {
 
   async useCachedRun(): Promise<void> {
     // A restart, as a first start, must not run a worker on a VM going away.
-    await this.refuseAnnouncedNotice(Date.now() + this.startupRetryWindowMs);
+    await this.refuseAnnouncedNotice(startupDeadline(this.startupRetryWindow));
   }
 
   /**
@@ -276,29 +271,22 @@ class GoogleProvider implements Provider {
     control.requestTermination({ finishTasks: false, reason: notice.reason });
   }
 
-  /** Startup requests: bounded retries of transient failures; a missing value is an error naming its path. */
-  private withStartupRetries<T>(deadline: number, operation: () => Promise<T>, missingHint = MISSING_HINT): Promise<T> {
-    return withRetries(operation, {
-      deadline,
-      maxAttempts: STARTUP_ATTEMPTS,
-      initialDelayMs: STARTUP_FIRST_DELAY_MS,
-      maxDelayMs: STARTUP_MAX_DELAY_MS,
-      isTransient: isTransientMetadataError,
-      onRetry: (err, attempt, delayMs) =>
-        this.log.warn(`${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${STARTUP_ATTEMPTS})`),
-    }).catch((err: unknown) => {
-      if (err instanceof MetadataNotFoundError) {
-        throw new StartWorkerError(`${err.message}; it is required: ${missingHint}`, { cause: err });
-      }
-      if (isTransientMetadataError(err)) {
-        throw new StartWorkerError(
-          `${(err as Error).message}; gave up retrying: check that this is a Compute Engine VM, or where metadataEndpoint / ${METADATA_HOST_VARIABLE} point`,
-          { cause: err },
-        );
-      }
+  /** Startup requests: retries of transient failures within the window; a missing value is an error naming its path. */
+  private async withStartupRetries<T>(deadline: number, operation: () => Promise<T>, missingHint = MISSING_HINT): Promise<T> {
+    try {
+      return await withStartupRetries(operation, {
+        deadline,
+        windowSeconds: this.startupRetryWindow,
+        isTransient: isTransientMetadataError,
+        log: this.log,
+        hint: `check that this is a Compute Engine VM, or where metadataEndpoint / ${METADATA_HOST_VARIABLE} point`,
+      });
+    } catch (err) {
+      if (err instanceof MetadataNotFoundError) throw new StartWorkerError(`${err.message}; it is required: ${missingHint}`, { cause: err });
       throw err;
-    });
+    }
   }
+
 }
 
 function required(path: string, value: string): string {

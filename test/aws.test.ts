@@ -362,13 +362,13 @@ t.test('aws end to end', async (t) => {
 
   t.test('a missing or unusable required value is an error naming the metadata path', async (t) => {
     t.jobs = 8;
-    const cases: { name: string; prepare: (imds: FakeEc2Metadata) => void; error: RegExp; requests?: [string, number] }[] = [
+    const cases: { name: string; prepare: (imds: FakeEc2Metadata) => void; error: RegExp; requests?: [string, number]; window?: [string, number] }[] = [
       { name: 'no user data', prepare: (imds) => (imds.userData = undefined), error: /error: GET http:\/\/127\.0\.0\.1:\d+\/latest\/user-data: not found \(HTTP 404\); start-worker's aws provider needs it/ },
       { name: 'user data without workerGroup', prepare: (imds) => (imds.userData = JSON.stringify({ rootUrl: 'http://127.0.0.1:1', workerPoolId: POOL, providerId: PROVIDER })), error: /error: the user data \(GET http:\/\/127\.0\.0\.1:\d+\/latest\/user-data\) has no workerGroup; worker-manager's aws provider writes/ },
       { name: 'user data that is not JSON', prepare: (imds) => (imds.userData = '#!/bin/bash\necho hi'), error: /error: the user data \(GET .*\/latest\/user-data\) is not JSON/ },
       { name: 'a document without instanceId', prepare: (imds) => (imds.identityDocument = JSON.stringify({ region: 'us-west-2', availabilityZone: 'us-west-2b' })), error: /error: the instance identity document \(GET http:\/\/127\.0\.0\.1:\d+\/latest\/dynamic\/instance-identity\/document\) has no instanceId/ },
       { name: 'no signature', prepare: (imds) => (imds.identitySignature = undefined), error: /error: GET http:\/\/127\.0\.0\.1:\d+\/latest\/dynamic\/instance-identity\/signature: not found \(HTTP 404\)/ },
-      { name: 'a persistent 500 gives up after bounded retries', prepare: (imds) => imds.inject(DOCUMENT, { kind: 'status', status: 500 }, 100), error: /error: GET http:\/\/127\.0\.0\.1:\d+\/latest\/dynamic\/instance-identity\/document: HTTP 500: "injected fault"\n$/, requests: [DOCUMENT, 6] },
+      { name: 'a persistent 500 gives up when startupRetryWindow has passed', prepare: (imds) => imds.inject(DOCUMENT, { kind: 'status', status: 500 }, 100), error: /error: GET http:\/\/127\.0\.0\.1:\d+\/latest\/dynamic\/instance-identity\/document: HTTP 500: "injected fault"; gave up after startupRetryWindow \(5s\): is this an EC2 instance, with its metadata service at http:\/\/127\.0\.0\.1:\d+\? Elsewhere, set provider\.metadataEndpoint or AWS_EC2_METADATA_SERVICE_ENDPOINT\n$/, window: [DOCUMENT, 5000] },
       { name: 'tokens refused (403): the metadata service is disabled', prepare: (imds) => imds.inject(TOKEN_PATH, { kind: 'status', status: 403 }, 100), error: /error: PUT http:\/\/127\.0\.0\.1:\d+\/latest\/api\/token: HTTP 403: "injected fault"; the instance metadata service is disabled for this instance \(enable HttpEndpoint\)/, requests: [TOKEN_PATH, 1] },
       { name: 'a 401 after a fresh token is not retried forever', prepare: (imds) => imds.inject(USER_DATA, { kind: 'status', status: 401 }, 100), error: /error: GET .*\/latest\/user-data: HTTP 401/, requests: [USER_DATA, 2] },
     ];
@@ -383,6 +383,11 @@ t.test('aws end to end', async (t) => {
         t.equal(tc.callsTo('registerWorker').length, 0, 'not registered');
         t.same(shutdown.calls(), [], 'no shutdown: the machine is not known to worker-manager yet');
         if (c.requests) t.equal(imds.count(c.requests[0]), c.requests[1], `${c.requests[1]} request(s) to ${c.requests[0]}`);
+        if (c.window) {
+          const times = imds.requestsSince(started).filter((r) => r.path === c.window![0]).map((r) => r.time);
+          t.ok(times.length >= 4, `retried (${times.length} attempts)`);
+          t.ok(times.at(-1)! - times[0]! <= c.window[1] + 500, `no attempt after the window (the last ${times.at(-1)! - times[0]!} ms after the first)`);
+        }
         t.ok(Date.now() - started < 20_000, 'within a bounded time');
       });
     }

@@ -293,7 +293,7 @@ t.test('startup: a persistent failure ends after the retry window, naming the pa
   const started = Date.now();
   const result = await runCli([config({}, { startupRetryWindow: 2 })]);
   t.equal(result.code, 1);
-  t.match(result.stderr, /error: GET \/metadata\/instance: HTTP 500: Internal Server Error; gave up after startupRetryWindow \(2s\)\. Is this an Azure VM with its metadata service at http:\/\/127\.0\.0\.1:\d+\? Elsewhere, set provider\.metadataEndpoint or AZURE_IMDS_ENDPOINT\n/);
+  t.match(result.stderr, /error: GET \/metadata\/instance: HTTP 500: Internal Server Error; gave up after startupRetryWindow \(2s\): is this an Azure VM with its metadata service at http:\/\/127\.0\.0\.1:\d+\? Elsewhere, set provider\.metadataEndpoint or AZURE_IMDS_ENDPOINT\n/);
   const attempts = imds.requestsTo(INSTANCE).length;
   t.ok(attempts >= 2 && attempts <= 8, `retried a bounded number of times (${attempts})`);
   t.ok(Date.now() - started < 15_000, 'within the window');

@@ -25,14 +25,19 @@ export class ExitManager {
 
   constructor(private readonly options: ExitOptions) {}
 
-  /** The worker sent `shutdown`: the machine is not needed any more. */
-  shutdownRequested(): void {
+  /**
+   * The worker sent `shutdown`: the machine is not needed any more. True when
+   * the machine goes away (the worker is removed, and worker-manager ends
+   * the instance); false when this worker's machine is not ours to stop.
+   */
+  shutdownRequested(): boolean {
     if (!this.options.dynamic) {
-      this.options.log.info('the worker asked for the machine to shut down; this worker is not dynamically provisioned, so nothing to do');
-      return;
+      this.options.log.info('the worker asked for the machine to shut down; this worker is not dynamically provisioned, so the machine stays up');
+      return false;
     }
     this.options.log.info('the worker asked for the machine to shut down');
     void this.finish();
+    return true;
   }
 
   /** The worker exited; unless it asked for a reboot, it is finished. */

@@ -161,7 +161,9 @@ async function supervise(worker: RunningWorker, termination: TerminationControll
   const reporter = new ErrorReporter(state, settings, log);
   worker.protocol.setHandlers({
     errorReport: (report) => reporter.report(report),
-    shutdown: () => exit.shutdownRequested(),
+    shutdown: () => {
+      if (!exit.shutdownRequested()) termination.shutdownNotPossible();
+    },
   });
   const renewal = new CredentialRenewal({ state, protocol: worker.protocol, termination, settings, log, onRenewed });
   renewal.start();

@@ -182,3 +182,30 @@ t.test('a worker that cannot be started is one clear line', async (t) => {
   t.equal(result.code, 1);
   t.match(result.stderr, /error: cannot start worker .*missing-binary: .*ENOENT/);
 });
+
+t.test('a worker that asks for shutdown while stopping, on a standalone host (docker-worker on SIGTERM), is stopped', async (t) => {
+  t.test('it exits on the signal that follows', async (t) => {
+    const { config, env, recorded, started } = setup(t, { capabilities: ['log', 'shutdown'], shutdownOnSigterm: 'exit-next' });
+    const run = startCli([config], { env, t });
+    await started();
+    await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+    run.child.kill('SIGTERM');
+    const result = await run.done;
+    t.equal(result.code, 0, result.stderr);
+    t.equal(recorded().filter((r) => r.event === 'sigterm').length, 2, 'its termination signal, then another after its shutdown request');
+    t.match(result.stderr, /the worker is stopping and asked for shutdown, which this provider does not do; sending it SIGTERM, and SIGKILL if it has not exited within 10s/);
+  });
+
+  t.test('one that ignores it is killed after a bounded wait', async (t) => {
+    const { config, env, started } = setup(t, { capabilities: ['log', 'shutdown'], shutdownOnSigterm: 'ignore' });
+    const run = startCli([config], { env, t, timeoutMs: 30_000 });
+    await started();
+    await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+    const signalledAt = Date.now();
+    run.child.kill('SIGTERM');
+    const result = await run.done;
+    t.equal(result.code, 137, result.stderr);
+    t.ok(Date.now() - signalledAt < 15_000, `stopped within the bound (${Date.now() - signalledAt} ms)`);
+    t.match(result.stderr, /the worker did not exit within 10s of its shutdown request: killing the worker's process group/);
+  });
+});

@@ -11,6 +11,12 @@ import type { RunningWorker } from './types.js';
  */
 const HELLO_WAIT_MS = 5000;
 
+/**
+ * How long a worker that asked for shutdown while stopping, on a machine
+ * nobody will power off, gets after its termination signal before SIGKILL.
+ */
+const SHUTDOWN_STOP_WAIT_MS = 10_000;
+
 export function helloWaitMs(gracePeriodSeconds: number | undefined, deadline: Date | undefined, now = Date.now()): number {
   let wait = HELLO_WAIT_MS;
   if (gracePeriodSeconds !== undefined) wait = Math.min(wait, (gracePeriodSeconds * 1000) / 2);
@@ -29,7 +35,10 @@ export class TerminationController {
   /** finish-tasks of the last graceful-termination sent, if any. */
   private sentFinishTasks: boolean | undefined;
   private signalled = false;
+  /** Whether the worker has been asked to stop, for any reason. */
+  private requested = false;
   private graceTimer: NodeJS.Timeout | undefined;
+  private shutdownTimer: NodeJS.Timeout | undefined;
   private killed = false;
   private finished = false;
   private removeSignalHandlers: (() => void) | undefined;
@@ -45,7 +54,22 @@ export class TerminationController {
 
   requestTermination(request: TerminationRequest): void {
     if (this.finished) return;
+    this.requested = true;
     void this.deliver(request);
+  }
+
+  /**
+   * The worker asked for shutdown and the machine will not be powered off
+   * (a static or standalone host). A worker asked to stop does that when it
+   * is done and then waits to be powered off (docker-worker does), so stop
+   * it: its termination signal, then SIGKILL after a short wait.
+   */
+  shutdownNotPossible(): void {
+    if (!this.requested || this.finished || this.shutdownTimer !== undefined) return;
+    const seconds = SHUTDOWN_STOP_WAIT_MS / 1000;
+    this.log.info(`the worker is stopping and asked for shutdown, which this provider does not do; sending it ${this.worker.terminationSignal}, and SIGKILL if it has not exited within ${seconds}s`);
+    this.worker.signal(this.worker.terminationSignal);
+    this.shutdownTimer = setTimeout(() => this.forceKill(`the worker did not exit within ${seconds}s of its shutdown request`), SHUTDOWN_STOP_WAIT_MS);
   }
 
   /** SIGTERM/SIGINT to the runner: the first stops the worker gracefully, a second kills it. */
@@ -122,6 +146,7 @@ export class TerminationController {
   private dispose(): void {
     this.finished = true;
     clearTimeout(this.graceTimer);
+    clearTimeout(this.shutdownTimer);
     this.removeSignalHandlers?.();
   }
 }

@@ -24,6 +24,11 @@ interface WorkerScript {
   crash?: { afterMs: number; signal: NodeJS.Signals };
   /** Ignore SIGTERM (for the forced path). */
   ignoreSigterm?: boolean;
+  /**
+   * As docker-worker does on SIGTERM: send shutdown and wait to be powered
+   * off. A later SIGTERM then exits (code 0) or, with 'ignore', is ignored.
+   */
+  shutdownOnSigterm?: 'exit-next' | 'ignore';
   /** Start a long-lived child in the same process group (for orphan checks). */
   spawnChild?: boolean;
   /** Lines written to stderr at start. */
@@ -55,7 +60,15 @@ function exit(code: number): void {
   process.stdout.write('', () => process.exit(code));
 }
 
-if (script.ignoreSigterm) process.on('SIGTERM', () => record({ event: 'sigterm-ignored' }));
+if (script.shutdownOnSigterm) {
+  let sigterms = 0;
+  process.on('SIGTERM', () => {
+    sigterms += 1;
+    record({ event: 'sigterm' });
+    if (sigterms === 1) send({ type: 'shutdown' });
+    else if (script.shutdownOnSigterm === 'exit-next') exit(0);
+  });
+} else if (script.ignoreSigterm) process.on('SIGTERM', () => record({ event: 'sigterm-ignored' }));
 else if (script.signals?.['SIGTERM'] === undefined) {
   process.on('SIGTERM', () => {
     record({ event: 'sigterm' });

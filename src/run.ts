@@ -16,7 +16,7 @@ import { readSecretSources } from './secret-sources/index.js';
 import { readStateCache, writeStateCache } from './state-cache.js';
 import { checkProviderResults, emptyRunState, type RunState } from './state.js';
 import { exitStatusCode } from './supervisor/exit-status.js';
-import { TerminationController } from './supervisor/termination.js';
+import { DRAIN_SIGNAL, TerminationController } from './supervisor/termination.js';
 import { ErrorReporter } from './taskcluster/error-report.js';
 import { registerWorker, type StartupCallSettings } from './taskcluster/registration.js';
 import { CredentialRenewal } from './taskcluster/renewal.js';
@@ -62,8 +62,8 @@ export async function runWorker(options: RunOptions): Promise<number> {
     ...(options.tls ? { tls: options.tls } : {}),
   };
   const hooks = new Hooks(config.hooks ?? {}, log);
-  // Until there is a worker to stop, SIGTERM/SIGINT simply end startup.
-  const stopStartupSignals = exitOnSignalDuringStartup(log);
+  // Until there is a worker to stop, SIGTERM/SIGINT simply end startup; a drain waits for the worker.
+  const startupSignals = handleSignalsDuringStartup(log);
 
   // A restart continues the cached run; otherwise the provider says who this worker is.
   const cached = config.cacheOverRestarts === undefined ? undefined : await restoreCachedRun(config.cacheOverRestarts, providerPlugin, log);
@@ -124,8 +124,8 @@ export async function runWorker(options: RunOptions): Promise<number> {
         }),
       ),
     );
-    stopStartupSignals();
     termination.handleSignals();
+    if (startupSignals.stop().drainRequested) termination.requestTermination({ finishTasks: true, reason: 'drain' });
     await hooks.run('post-start', state).catch((err: unknown) => {
       worker.kill();
       throw err;
@@ -183,18 +183,32 @@ async function supervise(worker: RunningWorker, termination: TerminationControll
   return code;
 }
 
-/** During startup a signal ends the run at once (files are written atomically; there is no worker yet). */
-function exitOnSignalDuringStartup(log: Logger): () => void {
-  const handler = (signal: NodeJS.Signals): void => {
+/**
+ * During startup SIGTERM/SIGINT end the run at once (files are written
+ * atomically; there is no worker yet). A drain is remembered and handed to
+ * the worker once it runs: with no tasks yet, it simply exits.
+ */
+function handleSignalsDuringStartup(log: Logger): { stop(): { drainRequested: boolean } } {
+  let drainRequested = false;
+  const exit = (signal: NodeJS.Signals): void => {
     log.warn(`received ${signal} during startup; exiting`);
     log.flush();
     process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
   };
-  process.on('SIGTERM', handler);
-  process.on('SIGINT', handler);
-  return () => {
-    process.removeListener('SIGTERM', handler);
-    process.removeListener('SIGINT', handler);
+  const drain = (signal: NodeJS.Signals): void => {
+    log.info(`received ${signal} during startup; the worker will be asked to finish and exit once it runs`);
+    drainRequested = true;
+  };
+  process.on('SIGTERM', exit);
+  process.on('SIGINT', exit);
+  process.on(DRAIN_SIGNAL, drain);
+  return {
+    stop() {
+      process.removeListener('SIGTERM', exit);
+      process.removeListener('SIGINT', exit);
+      process.removeListener(DRAIN_SIGNAL, drain);
+      return { drainRequested };
+    },
   };
 }
 

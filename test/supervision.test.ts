@@ -1,14 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import {
   fakeWorkerSection,
   isAlive,
+  protocolWorkerPath,
   readJsonLines,
   runCli,
   standaloneProvider,
   startCli,
   tempDir,
+  testBuildDir,
   waitFor,
   writeConfig,
 } from './helpers.js';
@@ -88,16 +90,58 @@ t.test('a worker that floods its log: every message arrives, the last ones too',
   t.match(forwarded.at(-1), /flood message number 20000; n: 20000$/);
 });
 
-t.test('SIGTERM: graceful-termination reaches the worker, which exits', async (t) => {
-  const { config, env, recorded, started } = setup(t, { capabilities: ALL, onGracefulTermination: { exit: 0 } });
+t.test('SIGTERM and SIGINT mean stop now: graceful-termination with finish-tasks false reaches the worker, which exits', async (t) => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    const { config, env, recorded, started } = setup(t, { capabilities: ALL, onGracefulTermination: { exit: 0 } });
+    const run = startCli([config], { env, t });
+    await started();
+    await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+    run.child.kill(signal);
+    const result = await run.done;
+    t.equal(result.code, 0, result.stderr);
+    const message = recorded().find((r) => r.message?.['type'] === 'graceful-termination')?.message;
+    t.same(message, { type: 'graceful-termination', 'finish-tasks': false, reason: 'signal' }, signal);
+  }
+});
+
+t.test('SIGUSR2 drains: finish-tasks true, reason drain; a SIGTERM after it escalates to stop now', async (t) => {
+  const { config, env, recorded, started } = setup(t, { capabilities: ALL, onGracefulTermination: 'ignore' });
   const run = startCli([config], { env, t });
   await started();
   await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+  const terminations = () => recorded().filter((r) => r.message?.['type'] === 'graceful-termination').map((r) => r.message);
+  run.child.kill('SIGUSR2');
+  await waitFor('the drain message', () => terminations().length === 1);
+  run.child.kill('SIGTERM');
+  await waitFor('the escalation', () => terminations().length === 2);
   run.child.kill('SIGTERM');
   const result = await run.done;
-  t.equal(result.code, 0, result.stderr);
-  const message = recorded().find((r) => r.message?.['type'] === 'graceful-termination')?.message;
-  t.same(message, { type: 'graceful-termination', 'finish-tasks': true, reason: 'signal' });
+  t.same(terminations(), [
+    { type: 'graceful-termination', 'finish-tasks': true, reason: 'drain' },
+    { type: 'graceful-termination', 'finish-tasks': false, reason: 'signal' },
+  ]);
+  t.equal(result.code, 137, 'a second SIGTERM kills the worker');
+  t.notMatch(result.stderr, /acts only on its first termination request/, 'no warning for a worker that can escalate');
+});
+
+t.test('a drain, then SIGTERM, to generic-worker: the escalation is sent with a warning that it cannot take effect', async (t) => {
+  const dir = tempDir(t);
+  const record = join(dir, 'record.jsonl');
+  const gw = join(dir, 'generic-worker');
+  writeFileSync(gw, `#!/bin/sh\nexec "${process.execPath}" "${protocolWorkerPath}" "$@"\n`);
+  chmodSync(gw, 0o755);
+  const config = writeConfig(dir, { provider: standaloneProvider(), worker: { implementation: 'generic-worker', path: gw, configPath: join(dir, 'gw.json') }, getSecrets: false });
+  const env = { FAKE_WORKER: JSON.stringify({ capabilities: ALL, onGracefulTermination: 'ignore' }), FAKE_WORKER_RECORD: record };
+  const run = startCli([config], { env, t });
+  await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+  const terminations = () => readJsonLines<Recorded>(record).filter((r) => r.message?.['type'] === 'graceful-termination');
+  run.child.kill('SIGUSR2');
+  await waitFor('the drain message', () => terminations().length === 1);
+  run.child.kill('SIGTERM');
+  await waitFor('the escalation', () => terminations().length === 2);
+  await waitFor('the warning', () => /warning: the worker acts only on its first termination request: it keeps finishing its tasks, although it should stop now \(reason: signal\)/.test(run.stderr()));
+  run.child.kill('SIGTERM');
+  t.equal((await run.done).code, 137);
 });
 
 t.test('SIGTERM to a worker without graceful-termination: its signal; a second SIGTERM kills the group', async (t) => {
@@ -208,4 +252,19 @@ t.test('a worker that asks for shutdown while stopping, on a standalone host (do
     t.ok(Date.now() - signalledAt < 15_000, `stopped within the bound (${Date.now() - signalledAt} ms)`);
     t.match(result.stderr, /the worker did not exit within 10s of its shutdown request: killing the worker's process group/);
   });
+});
+
+t.test('a drain during startup reaches the worker once it runs', async (t) => {
+  const dir = tempDir(t);
+  const record = join(dir, 'record.jsonl');
+  const hook = [process.execPath, join(testBuildDir, 'workers', 'hook-recorder.js'), join(dir, 'hooks.jsonl'), 'sleep', '1500'];
+  const config = writeConfig(dir, { provider: standaloneProvider(), worker: fakeWorkerSection(), getSecrets: false, hooks: { 'pre-start': [hook] } });
+  const env = { FAKE_WORKER: JSON.stringify({ capabilities: ALL, onGracefulTermination: { exit: 0 } }), FAKE_WORKER_RECORD: record };
+  const run = startCli([config], { env, t });
+  await waitFor('the pre-start hook', () => run.stderr().includes('hello from the pre-start hook'));
+  run.child.kill('SIGUSR2');
+  const result = await run.done;
+  t.equal(result.code, 0, result.stderr);
+  t.match(result.stderr, /received SIGUSR2 during startup; the worker will be asked to finish and exit once it runs/);
+  t.same(readJsonLines<Recorded>(record).find((r) => r.message?.['type'] === 'graceful-termination')?.message, { type: 'graceful-termination', 'finish-tasks': true, reason: 'drain' });
 });

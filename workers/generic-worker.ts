@@ -28,8 +28,8 @@ const plugin: WorkerPlugin<GenericWorkerConfig> = {
     properties: {
       path: { type: 'string', minLength: 1, description: 'The generic-worker executable (or a wrapper script that passes its arguments on).' },
       configPath: { type: 'string', minLength: 1, description: 'Where to write the generated generic-worker config (JSON, mode 0600).' },
-      service: { type: 'string', minLength: 1, description: 'Windows only: the generic-worker service to start instead of `path`.' },
-      protocolPipe: { type: 'string', minLength: 1, description: 'Windows only: the named pipe the service speaks the protocol on.' },
+      service: { type: 'string', minLength: 1, description: "Taskcluster's runner starts this Windows service instead of `path`; start-worker does not support Windows, so it is refused." },
+      protocolPipe: { type: 'string', minLength: 1, description: "Taskcluster's runner speaks the protocol on this Windows named pipe; refused, like `service`." },
     },
   },
   usage: `Runs [generic-worker](https://github.com/taskcluster/taskcluster/tree/main/workers/generic-worker)
@@ -53,23 +53,26 @@ provider metadata under \`workerTypeMetadata\`; \`rootURL\`, \`clientId\`,
 so a restart from the cache gets the current credentials.
 
 Exit code 67 means generic-worker asked for a reboot: start-worker logs it,
-leaves the worker registered and exits 67. Running generic-worker as a
-Windows service (\`service\`, \`protocolPipe\`) is not supported on other
-platforms. generic-worker manages its own graceful shutdown, so by default
-there is no \`gracePeriod\`.`,
+leaves the worker registered and exits 67. generic-worker manages its own
+graceful shutdown, so by default there is no \`gracePeriod\`.
+
+generic-worker acts on the first graceful-termination it gets and ignores
+later ones: after a drain (SIGUSR2) or an aws rebalance recommendation
+(\`rebalance: graceful\`), a spot notice or SIGTERM cannot make it stop
+sooner; start-worker sends it anyway and logs a warning. A second SIGTERM,
+or \`gracePeriod\`, still kills it.
+
+start-worker does not support Windows: \`service\` and \`protocolPipe\`
+(generic-worker as a Windows service) are refused.`,
   check(config) {
     const problems: string[] = [];
     if ((config.path === undefined) === (config.service === undefined)) {
       problems.push('worker: set exactly one of worker.path and worker.service');
     }
-    if (process.platform !== 'win32') {
-      for (const key of ['service', 'protocolPipe'] as const) {
-        if (config[key] !== undefined) {
-          problems.push(`worker.${key}: running generic-worker as a service is Windows only; use worker.path on ${process.platform}`);
-        }
+    for (const key of ['service', 'protocolPipe'] as const) {
+      if (config[key] !== undefined) {
+        problems.push(`worker.${key}: generic-worker as a Windows service is not supported: start-worker does not support Windows; use worker.path on Linux`);
       }
-    } else if (config.service !== undefined) {
-      problems.push('worker.service: running generic-worker as a Windows service is not supported by this build of start-worker; use worker.path');
     }
     return problems;
   },
@@ -105,6 +108,7 @@ there is no \`gracePeriod\`.`,
         return spawn({
           file: config.path!,
           args: ['run', '--config', config.configPath, '--with-worker-runner'],
+          honoursOnlyFirstTermination: true,
         });
       },
       rebootRequested: (exitCode) => exitCode === REBOOT_EXIT_CODE,

@@ -22,6 +22,7 @@ export type TerminationReason =
   | 'maintenance'
   | 'credentials-expiring'
   | 'signal'
+  | 'drain'
   | 'rebalance';
 
 export interface TerminationRequest {

@@ -11,6 +11,7 @@ export function finishedWorker(exit: WorkerExit, log: Logger): RunningWorker {
     exited: Promise.resolve(exit),
     terminationSignal: 'SIGTERM',
     gracePeriodSeconds: undefined,
+    honoursOnlyFirstTermination: false,
     signal() {},
     kill() {},
   };

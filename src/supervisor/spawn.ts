@@ -106,6 +106,7 @@ export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): 
     exited,
     terminationSignal: launch.terminationSignal ?? 'SIGTERM',
     gracePeriodSeconds: launch.gracePeriodSeconds,
+    honoursOnlyFirstTermination: launch.honoursOnlyFirstTermination ?? false,
     signal(signal) {
       try {
         process.kill(pid, signal);

@@ -11,6 +11,9 @@ import type { RunningWorker } from './types.js';
  */
 const HELLO_WAIT_MS = 5000;
 
+/** The operator's "finish your tasks, then exit" (SIGUSR1 would start Node's inspector). */
+export const DRAIN_SIGNAL = 'SIGUSR2';
+
 /**
  * How long a worker that asked for shutdown while stopping, on a machine
  * nobody will power off, gets after its termination signal before SIGKILL.
@@ -72,23 +75,35 @@ export class TerminationController {
     this.shutdownTimer = setTimeout(() => this.forceKill(`the worker did not exit within ${seconds}s of its shutdown request`), SHUTDOWN_STOP_WAIT_MS);
   }
 
-  /** SIGTERM/SIGINT to the runner: the first stops the worker gracefully, a second kills it. */
+  /**
+   * Signals to the runner mean what the host means. SIGTERM/SIGINT (systemd
+   * stopping the unit, the machine shutting down): stop now, so running
+   * tasks are resolved and rerun elsewhere; a second one kills the worker's
+   * process group. DRAIN_SIGNAL (an operator): finish the running tasks,
+   * then exit; a SIGTERM after it still escalates.
+   */
   handleSignals(): void {
-    let received = 0;
-    const handler = (signal: NodeJS.Signals): void => {
-      received += 1;
-      if (received === 1) {
-        this.log.info(`received ${signal}; asking the worker to stop`);
-        this.requestTermination({ finishTasks: true, reason: 'signal' });
+    let stopSignals = 0;
+    const stop = (signal: NodeJS.Signals): void => {
+      stopSignals += 1;
+      if (stopSignals === 1) {
+        this.log.info(`received ${signal}; asking the worker to stop now`);
+        this.requestTermination({ finishTasks: false, reason: 'signal' });
       } else {
         this.forceKill(`received ${signal} again`);
       }
     };
-    process.on('SIGTERM', handler);
-    process.on('SIGINT', handler);
+    const drain = (signal: NodeJS.Signals): void => {
+      this.log.info(`received ${signal}; asking the worker to finish its running tasks and exit`);
+      this.requestTermination({ finishTasks: true, reason: 'drain' });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on(DRAIN_SIGNAL, drain);
     this.removeSignalHandlers = () => {
-      process.removeListener('SIGTERM', handler);
-      process.removeListener('SIGINT', handler);
+      process.removeListener('SIGTERM', stop);
+      process.removeListener('SIGINT', stop);
+      process.removeListener(DRAIN_SIGNAL, drain);
     };
   }
 
@@ -117,6 +132,11 @@ export class TerminationController {
       // Only a first request, or an escalation from finishing tasks to
       // stopping now, is worth sending; generic-worker honours only the first.
       if (this.sentFinishTasks === false || (this.sentFinishTasks === true && request.finishTasks)) return;
+      if (this.sentFinishTasks === true && this.worker.honoursOnlyFirstTermination) {
+        this.log.warn(
+          `the worker acts only on its first termination request: it keeps finishing its tasks, although it should stop now (reason: ${request.reason}); a second SIGTERM to start-worker, or the grace period, kills it`,
+        );
+      }
       this.sentFinishTasks = request.finishTasks;
       this.onNotice(request);
       this.startGracePeriod();

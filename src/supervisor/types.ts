@@ -22,6 +22,11 @@ export interface WorkerLaunch {
   terminationSignal?: NodeJS.Signals;
   /** Seconds a stopping worker gets before its process group is killed; undefined for no limit. */
   gracePeriodSeconds?: number;
+  /**
+   * The worker acts on its first graceful-termination only (generic-worker):
+   * a later "stop now" after "finish your tasks" is sent, but has no effect.
+   */
+  honoursOnlyFirstTermination?: boolean;
 }
 
 /** A started worker, as the run sequence supervises it. */
@@ -31,6 +36,7 @@ export interface RunningWorker {
   readonly exited: Promise<WorkerExit>;
   readonly terminationSignal: NodeJS.Signals;
   readonly gracePeriodSeconds: number | undefined;
+  readonly honoursOnlyFirstTermination: boolean;
   /** Send a signal to the worker process. */
   signal(signal: NodeJS.Signals): void;
   /** Kill the worker's whole process group with SIGKILL. */

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
@@ -105,9 +105,9 @@ t.test('generic-worker: worker pool ID without a slash, service mode and path/se
   const service = writeConfig(dir, { ...base, worker: { implementation: 'generic-worker', service: 'Generic Worker', configPath: '/x.json' } }, { name: 'svc.yaml' });
   const serviceResult = await runCli(['validate', service]);
   t.equal(serviceResult.code, 1);
-  t.match(serviceResult.stderr, /worker\.service: running generic-worker as a service is Windows only/);
+  t.match(serviceResult.stderr, /worker\.service: generic-worker as a Windows service is not supported: start-worker does not support Windows/);
   const both = writeConfig(dir, { ...base, worker: { implementation: 'generic-worker', path: '/gw', configPath: '/x.json', protocolPipe: '\\\\.\\pipe\\gw' } }, { name: 'both.yaml' });
-  t.match((await runCli(['validate', both])).stderr, /worker\.protocolPipe: .*Windows only/);
+  t.match((await runCli(['validate', both])).stderr, /worker\.protocolPipe: .*does not support Windows/);
   const neither = writeConfig(dir, { ...base, worker: { implementation: 'generic-worker', configPath: '/x.json' } }, { name: 'neither.yaml' });
   t.match((await runCli(['validate', neither])).stderr, /set exactly one of worker\.path and worker\.service/);
 });
@@ -140,15 +140,21 @@ t.test('docker-worker: the release layout, argv, environment and config', async 
   });
 });
 
-t.test('docker-worker: the repository layout runs src/bin/worker.js with node', async (t) => {
+t.test('docker-worker: a checkout (src/main.js since 2020) runs with node; neither layout is an error naming both', async (t) => {
   const dir = tempDir(t);
-  mkdirSync(join(dir, 'dw', 'src', 'bin'), { recursive: true });
-  writeFileSync(join(dir, 'dw', 'src', 'bin', 'worker.js'), `import ${JSON.stringify(protocolWorkerPath)};\n`);
+  mkdirSync(join(dir, 'dw', 'src'), { recursive: true });
+  writeFileSync(join(dir, 'dw', 'src', 'main.js'), `import ${JSON.stringify(protocolWorkerPath)};\n`);
   writeFileSync(join(dir, 'dw', 'package.json'), '{"type":"module"}');
   const { result, started } = await run(t, { implementation: 'docker-worker', path: join(dir, 'dw'), configPath: join(dir, 'dw.json') });
   t.equal(result.code, 0, result.stderr);
   t.same(started?.argv, ['--host', 'worker-runner', 'production']);
   t.equal(started?.env['DOCKER_WORKER_CONFIG'], join(dir, 'dw.json'));
+
+  mkdirSync(join(dir, 'old', 'src', 'bin'), { recursive: true });
+  writeFileSync(join(dir, 'old', 'src', 'bin', 'worker.js'), '');
+  const neither = await run(t, { implementation: 'docker-worker', path: join(dir, 'old'), configPath: join(dir, 'old.json') });
+  t.equal(neither.result.code, 1);
+  t.match(neither.result.stderr, `error: worker.path: neither ${join(dir, 'old', 'bin', 'docker-worker')} (a docker-worker release) nor ${join(dir, 'old', 'src', 'main.js')} (a docker-worker checkout) exists`);
 });
 
 const commandWorker = (extra: Record<string, unknown>) => ({ implementation: 'command', command: [process.execPath, protocolWorkerPath, '--flag', 'value'], ...extra });
@@ -208,10 +214,21 @@ t.test('command: passCredentials none gives credentials nowhere', async (t) => {
   t.equal(started?.env['TASKCLUSTER_WORKER_ID'], 'worker-1');
 });
 
-t.test('command: credentials for the config file need a configPath', async (t) => {
+t.test('command: the smallest config, only a command, gets its credentials in the environment and writes no file', async (t) => {
+  const { dir, result, started } = await run(t, { implementation: 'command', command: [process.execPath, protocolWorkerPath] }, { env: inherited });
+  t.equal(result.code, 0, result.stderr);
+  t.equal(started?.env['TASKCLUSTER_ROOT_URL'], 'http://127.0.0.1:9');
+  t.equal(started?.env['TASKCLUSTER_CLIENT_ID'], 'test/client');
+  t.equal(started?.env['TASKCLUSTER_ACCESS_TOKEN'], 'SECRET-access-token-0123456789');
+  t.same(readdirSync(dir).sort(), ['record.jsonl', 'runner.yaml'], 'no config file written');
+});
+
+t.test('command: passCredentials config without a configPath is refused', async (t) => {
   const dir = tempDir(t);
-  const config = writeConfig(dir, { provider: standaloneProvider(), worker: commandWorker({}), getSecrets: false });
+  const config = writeConfig(dir, { provider: standaloneProvider(), worker: commandWorker({ passCredentials: 'config' }), getSecrets: false });
   const result = await runCli(['validate', config]);
   t.equal(result.code, 1);
   t.match(result.stderr, /worker\.configPath: required when worker\.passCredentials is "config"/);
+  const minimal = writeConfig(dir, { provider: standaloneProvider(), worker: { implementation: 'command', command: ['my-daemon'] }, getSecrets: false }, { name: 'minimal.yaml' });
+  t.equal((await runCli(['validate', minimal])).stdout, 'ok\n', 'only a command validates');
 });

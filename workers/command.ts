@@ -13,7 +13,8 @@ interface CommandConfig {
   configFormat: 'json' | 'yaml';
   protocol: boolean;
   terminationSignal: NodeJS.Signals;
-  passCredentials: 'config' | 'env' | 'none';
+  /** Default: `config` with a configPath, else `env`. */
+  passCredentials?: 'config' | 'env' | 'none';
 }
 
 const CREDENTIAL_VARIABLES = ['TASKCLUSTER_CLIENT_ID', 'TASKCLUSTER_ACCESS_TOKEN', 'TASKCLUSTER_CERTIFICATE'];
@@ -78,9 +79,8 @@ const plugin: WorkerPlugin<CommandConfig> = {
       },
       passCredentials: {
         enum: ['config', 'env', 'none'],
-        default: 'config',
         description:
-          'Where the worker gets its Taskcluster credentials: `config` (the `taskcluster` object of the config file), `env` (`TASKCLUSTER_CLIENT_ID`, `TASKCLUSTER_ACCESS_TOKEN`, `TASKCLUSTER_CERTIFICATE`), or `none`.',
+          'Where the worker gets its Taskcluster credentials: `config` (the `taskcluster` object of the config file), `env` (`TASKCLUSTER_CLIENT_ID`, `TASKCLUSTER_ACCESS_TOKEN`, `TASKCLUSTER_CERTIFICATE`, beside `TASKCLUSTER_ROOT_URL`, as the Taskcluster clients\' `fromEnvVars()` read them), or `none`. Default: `config` when `configPath` is set, else `env`.',
       },
     },
   },
@@ -94,14 +94,24 @@ object added: \`rootUrl\`, \`workerPoolId\`, \`workerGroup\`, \`workerId\`,
 \`providerId\`, \`workerLocation\`, and with \`passCredentials: config\` also
 \`clientId\`, \`accessToken\` and \`certificate\`. Credentials go only where
 \`passCredentials\` says; inherited \`TASKCLUSTER_*\` credential variables are
-removed otherwise.
+removed otherwise. Without \`configPath\`, credentials are passed in the
+environment (\`TASKCLUSTER_CLIENT_ID\`, \`TASKCLUSTER_ACCESS_TOKEN\`,
+\`TASKCLUSTER_CERTIFICATE\`), as the Taskcluster clients' \`fromEnvVars()\`
+read them, so the smallest config is just the command:
+
+\`\`\`yaml
+worker:
+  implementation: command
+  command: [/usr/local/bin/my-daemon]
+\`\`\`
+
+With a config file:
 
 \`\`\`yaml
 worker:
   implementation: command
   command: [/usr/local/bin/my-worker, --verbose]
-  configPath: /etc/my-worker/config.json
-  passCredentials: config
+  configPath: /etc/my-worker/config.json   # passCredentials defaults to config
   gracePeriod: 120
 \`\`\`
 
@@ -112,12 +122,13 @@ process group is killed.`,
     if (config.command[0] === '') return ['worker.command[0]: the program must not be empty'];
     if (config.passCredentials === 'config' && config.configPath === undefined) {
       return [
-        'worker.configPath: required when worker.passCredentials is "config" (the default); set a configPath, or passCredentials: env or none',
+        'worker.configPath: required when worker.passCredentials is "config"; set a configPath, or passCredentials: env or none',
       ];
     }
     return [];
   },
   create(config) {
+    const passCredentials = config.passCredentials ?? (config.configPath !== undefined ? 'config' : 'env');
     return {
       async configureRun() {},
       async useCachedRun() {},
@@ -125,7 +136,7 @@ process group is killed.`,
         if (config.configPath !== undefined) {
           const content = {
             ...state.workerConfig,
-            taskcluster: taskclusterSection(state, config.passCredentials === 'config'),
+            taskcluster: taskclusterSection(state, passCredentials === 'config'),
           };
           const text = config.configFormat === 'yaml' ? stringify(content) : toJsonText(content);
           await writeWorkerConfigFile(config.configPath, text);
@@ -138,9 +149,9 @@ process group is killed.`,
           env: {
             ...config.env,
             ...identityEnvironment(state),
-            ...(config.passCredentials === 'env' ? credentialEnvironment(state) : {}),
+            ...(passCredentials === 'env' ? credentialEnvironment(state) : {}),
           },
-          removeEnv: config.passCredentials === 'env' ? [] : CREDENTIAL_VARIABLES,
+          removeEnv: passCredentials === 'env' ? [] : CREDENTIAL_VARIABLES,
           protocol: config.protocol,
           terminationSignal: config.terminationSignal,
           gracePeriodSeconds: DEFAULT_GRACE_PERIOD_SECONDS,

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JsonObject } from '../src/json.js';
+import { StartWorkerError } from '../src/errors.js';
 import type { WorkerPlugin } from '../src/plugin.js';
 import {
   copyProviderMetadata,
@@ -23,6 +23,16 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+/** The release tarball's launcher, else the entry point of a checkout (src/main.js since 2020). */
+async function dockerWorkerCommand(path: string): Promise<{ file: string; args: string[] }> {
+  const args = ['--host', 'worker-runner', 'production'];
+  const launcher = join(path, 'bin', 'docker-worker');
+  if (await exists(launcher)) return { file: launcher, args };
+  const main = join(path, 'src', 'main.js');
+  if (await exists(main)) return { file: 'node', args: [main, ...args] };
+  throw new StartWorkerError(`worker.path: neither ${launcher} (a docker-worker release) nor ${main} (a docker-worker checkout) exists; point worker.path at the docker-worker directory`);
+}
+
 const plugin: WorkerPlugin<DockerWorkerConfig> = {
   name: 'docker-worker',
   schema: {
@@ -33,11 +43,13 @@ const plugin: WorkerPlugin<DockerWorkerConfig> = {
       configPath: { type: 'string', minLength: 1, description: 'Where to write the generated docker-worker config (JSON, mode 0600).' },
     },
   },
-  usage: `Runs [docker-worker](https://github.com/taskcluster/taskcluster/tree/main/workers/docker-worker):
-\`<path>/bin/docker-worker --host worker-runner production\` when that file
-exists (the release tarball), else \`node <path>/src/bin/worker.js --host
-worker-runner production\`, with \`DOCKER_WORKER_CONFIG=<configPath>\` in its
-environment.
+  usage: `Runs [docker-worker](https://github.com/taskcluster/taskcluster/tree/v99.0.0/workers/docker-worker)
+(legacy: Taskcluster removed docker-worker in v100; start-worker keeps
+running existing images): \`<path>/bin/docker-worker --host worker-runner
+production\` when that file exists (the release tarball), else \`node
+<path>/src/main.js --host worker-runner production\` (a checkout), with
+\`DOCKER_WORKER_CONFIG=<configPath>\` in its environment; neither is an
+error naming both.
 
 \`\`\`yaml
 worker:
@@ -82,12 +94,7 @@ shutdown, so by default there is no \`gracePeriod\`.`,
       async startWorker(state, spawn) {
         const content = withCurrentCredentials(state.workerConfig, state.credentials, 'taskcluster');
         await writeWorkerConfigFile(config.configPath, toJsonText(content));
-        const script = join(config.path, 'bin', 'docker-worker');
-        const args = ['--host', 'worker-runner', 'production'];
-        return spawn({
-          ...((await exists(script)) ? { file: script, args } : { file: 'node', args: [join(config.path, 'src', 'bin', 'worker.js'), ...args] }),
-          env: { DOCKER_WORKER_CONFIG: config.configPath },
-        });
+        return spawn({ ...(await dockerWorkerCommand(config.path)), env: { DOCKER_WORKER_CONFIG: config.configPath } });
       },
     };
   },

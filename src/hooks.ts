@@ -50,15 +50,29 @@ const hookEntry: JsonSchema = {
 export const hooksSchema: JsonSchema = {
   type: 'object',
   description:
-    'Commands to run at each step: `pre-`/`post-` `configure` (the provider), `register`, `secrets`, `files`, `start` (configuring and spawning the worker), and `termination-notice` and `worker-exit`. Each entry is an argv list or `{command: [argv], timeout: seconds}` (default 60). A failing `pre-`/`post-` hook stops startup.',
+    'Commands to run at each step: `pre-`/`post-` `configure` (the provider), `register`, `secrets`, `files` (the worker implementation configures the run, the state is cached, files are written), `start` (spawning the worker), and `termination-notice` and `worker-exit`. Each entry is an argv list or `{command: [argv], timeout: seconds}` (default 60). A failing `pre-`/`post-` hook stops startup.',
   properties: Object.fromEntries(HOOK_STEPS.map((step) => [step, { type: 'array', items: hookEntry }])),
 };
 
 export class Hooks {
+  /** Hooks started by runInBackground and not finished yet. */
+  private readonly background = new Set<Promise<void>>();
+
   constructor(
     private readonly config: HooksConfig,
     private readonly log: Logger,
   ) {}
+
+  /** Run a step's hooks without waiting for them (termination-notice, while the worker stops); failures are logged. */
+  runInBackground(step: HookStep, state: RunState | undefined, extraEnv: Record<string, string> = {}): void {
+    const running = this.runLogged(step, state, extraEnv).finally(() => this.background.delete(running));
+    this.background.add(running);
+  }
+
+  /** Resolves when every hook started by runInBackground has finished. */
+  async backgroundDone(): Promise<void> {
+    await Promise.all([...this.background]);
+  }
 
   /** Run a step's hooks in order; a failure or timeout is an error that stops startup. */
   async run(step: HookStep, state: RunState | undefined, extraEnv: Record<string, string> = {}): Promise<void> {

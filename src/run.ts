@@ -1,14 +1,18 @@
 /**
- * The run sequence: everything start-worker does, top to bottom.
+ * The run sequence: everything start-worker does, top to bottom. Startup is
+ * the table STARTUP_STEPS; each step's hooks (`pre-<name>`, `post-<name>`)
+ * run around it.
  */
 import type { AgentOptions } from 'node:https';
+import { uptime } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { loadRunnerConfig } from './config/load.js';
 import type { Override } from './config/overrides.js';
 import type { RunnerConfig } from './config/types.js';
 import { StartWorkerError, errorMessage } from './errors.js';
 import { ExitManager } from './exit.js';
 import { writeFiles } from './files.js';
-import { Hooks } from './hooks.js';
+import { Hooks, type HookStep } from './hooks.js';
 import type { Logger } from './logging/logger.js';
 import type { IdentityProof, PluginContext, Provider, ProviderPlugin, RunningWorker, WorkerImplementation, WorkerSpawner } from './plugin.js';
 import { PluginRegistry } from './registry.js';
@@ -16,7 +20,8 @@ import { readSecretSources } from './secret-sources/index.js';
 import { readStateCache, writeStateCache } from './state-cache.js';
 import { checkProviderResults, emptyRunState, type RunState } from './state.js';
 import { exitStatusCode } from './supervisor/exit-status.js';
-import { DRAIN_SIGNAL, TerminationController } from './supervisor/termination.js';
+import { StartupInterrupted, StartupSignals } from './supervisor/startup-signals.js';
+import { TerminationController } from './supervisor/termination.js';
 import { ErrorReporter } from './taskcluster/error-report.js';
 import { registerWorker, type StartupCallSettings } from './taskcluster/registration.js';
 import { CredentialRenewal } from './taskcluster/renewal.js';
@@ -35,12 +40,65 @@ export interface RunOptions {
 /** How long to wait for error reports still in flight when the worker has exited. */
 const REPORT_FLUSH_MS = 30_000;
 
+/** Everything the steps share; each step fills in its part. */
+interface Run {
+  config: RunnerConfig;
+  providerPlugin: ProviderPlugin<object>;
+  provider: Provider;
+  workerImplementation: WorkerImplementation;
+  settings: StartupCallSettings;
+  hooks: Hooks;
+  log: Logger;
+  state: RunState;
+  /** True for a run restored from `cacheOverRestarts`. */
+  cached: boolean;
+  identityProof?: IdentityProof;
+  worker?: RunningWorker;
+  termination?: TerminationController;
+  signals: StartupSignals;
+}
+
+interface StartupStep {
+  /** Also its hooks: `pre-<name>` and `post-<name>` (none for a step without hooks). */
+  name: string;
+  hooks: boolean;
+  /** What a run restored from the cache does with the step. */
+  cached: 'run' | 'skip' | 'only';
+  /** Whether the step has anything to do in this run (default: always). */
+  applies?: (run: Run) => boolean;
+  run: (run: Run) => Promise<void>;
+}
+
+/** Startup, in order. */
+const STARTUP_STEPS: readonly StartupStep[] = [
+  { name: 'configure', hooks: true, cached: 'skip', run: configureProvider },
+  { name: 'restore', hooks: false, cached: 'only', run: restoreCachedRun },
+  { name: 'register', hooks: true, cached: 'skip', applies: (run) => run.identityProof !== undefined, run: register },
+  { name: 'identify', hooks: false, cached: 'run', run: identify },
+  { name: 'secrets', hooks: true, cached: 'skip', applies: (run) => run.config.getSecrets || run.config.secrets.length > 0, run: readSecrets },
+  { name: 'files', hooks: true, cached: 'skip', run: configureWorkerAndWriteFiles },
+  { name: 'start', hooks: true, cached: 'run', run: startWorker },
+];
+
 /** Run the worker described by the runner config; resolves to the runner's exit code. */
 export async function runWorker(options: RunOptions): Promise<number> {
+  const run = await prepareRun(options);
+  const exit = new ExitManager({ state: run.state, dynamic: run.providerPlugin.dynamic, shutdownCommand: run.config.shutdownCommand, settings: run.settings, log: run.log });
+  try {
+    await runStartupSteps(run);
+  } catch (err) {
+    run.signals.handOver();
+    if (err instanceof StartupInterrupted) return err.exitCode;
+    await startupFailed(run, exit, err);
+    throw err;
+  }
+  return supervise(run, run.worker!, run.termination!, exit);
+}
+
+/** Load and validate the runner config, then log where it says; create the plugins and restore a cached run. */
+async function prepareRun(options: RunOptions): Promise<Run> {
   const { log } = options;
   const registry = options.registry ?? new PluginRegistry();
-
-  // Load and validate the runner config, then log where it says.
   const loaded = await loadRunnerConfig(options.configPath, { tighten: true, registry, overrides: options.overrides, logFormat: options.logFormat });
   const { config } = loaded;
   for (const secret of loaded.secrets) log.redactor.add(secret);
@@ -51,113 +109,150 @@ export async function runWorker(options: RunOptions): Promise<number> {
   if (options.tls?.rejectUnauthorized === false) {
     log.warn('TLS CERTIFICATES ARE NOT VERIFIED (--no-verify-certs): anyone on the network path can impersonate Taskcluster and the secret stores');
   }
-
   const providerPlugin = await registry.get('provider', config.provider.providerType);
   protectConfigSecrets(config, providerPlugin, log);
-  const provider = providerPlugin.create(config.provider, context);
-  const workerImplementation = (await registry.get('worker', config.worker.implementation)).create(config.worker, context);
-  const settings: StartupCallSettings = {
-    requestTimeoutMs: config.requestTimeout * 1000,
-    retryWindowMs: config.startupRetryWindow * 1000,
-    ...(options.tls ? { tls: options.tls } : {}),
+  const signals = new StartupSignals(log);
+  const cached = config.cacheOverRestarts === undefined ? undefined : await readCachedRun(config.cacheOverRestarts, providerPlugin, log);
+  return {
+    config,
+    providerPlugin,
+    provider: providerPlugin.create(config.provider, context),
+    workerImplementation: (await registry.get('worker', config.worker.implementation)).create(config.worker, context),
+    settings: {
+      requestTimeoutMs: config.requestTimeout * 1000,
+      retryWindowMs: config.startupRetryWindow * 1000,
+      ...(options.tls ? { tls: options.tls } : {}),
+    },
+    hooks: new Hooks(config.hooks ?? {}, log),
+    log,
+    state: cached ?? emptyRunState(config.workerConfig),
+    cached: cached !== undefined,
+    signals,
   };
-  const hooks = new Hooks(config.hooks ?? {}, log);
-  // Until there is a worker to stop, SIGTERM/SIGINT simply end startup; a drain waits for the worker.
-  const startupSignals = handleSignalsDuringStartup(log);
-
-  // A restart continues the cached run; otherwise the provider says who this worker is.
-  const cached = config.cacheOverRestarts === undefined ? undefined : await restoreCachedRun(config.cacheOverRestarts, providerPlugin, log);
-  const state = cached ?? emptyRunState(config.workerConfig);
-  let identityProof: IdentityProof | undefined;
-  if (cached) {
-    log.info(`continuing the run cached in ${config.cacheOverRestarts}`);
-    protectStateSecrets(state, log);
-    protectRestoredSecrets(state, log);
-    await provider.useCachedRun(state);
-    await workerImplementation.useCachedRun(state);
-  } else {
-    await hooks.run('pre-configure', undefined);
-    log.info(`configuring with provider ${config.provider.providerType}`);
-    identityProof = await provider.configureRun(state);
-    protectStateSecrets(state, log);
-    await hooks.run('post-configure', state);
-  }
-
-  // From here on a failure happens to a known machine: a dynamically
-  // provisioned one reports it and goes away instead of idling.
-  const exit = new ExitManager({ state, dynamic: providerPlugin.dynamic, shutdownCommand: config.shutdownCommand, settings, log });
-  let worker: RunningWorker;
-  let termination: TerminationController;
-  /** termination-notice hooks run while the worker stops; the run waits for them before finishing. */
-  const noticeHooks: Promise<void>[] = [];
-  try {
-    if (identityProof !== undefined) {
-      await hooks.run('pre-register', state);
-      await registerWorker(state, identityProof, config.worker.implementation, settings, log);
-      protectStateSecrets(state, log);
-      await hooks.run('post-register', state);
-    }
-    checkProviderResults(state, config.provider.providerType);
-    log.info(`identified as worker ${state.workerGroup}/${state.workerId} in pool ${state.workerPoolId}`);
-    if (!cached && (config.getSecrets || config.secrets.length > 0)) {
-      await hooks.run('pre-secrets', state);
-      if (config.getSecrets) await readTaskclusterSecrets(state, settings, log);
-      await readSecretSources(config.secrets, state, { ...settings, awsRegion: awsRegion(config, state) }, log);
-      await hooks.run('post-secrets', state);
-    }
-    await hooks.run('pre-start', state);
-    if (!cached) {
-      log.info(`configuring worker implementation ${config.worker.implementation}`);
-      await workerImplementation.configureRun(state);
-      if (config.cacheOverRestarts !== undefined) await writeStateCache(config.cacheOverRestarts, state);
-      await hooks.run('pre-files', state);
-      await writeFiles(state.files, config.fileLimits, log);
-      await hooks.run('post-files', state);
-    }
-    log.info(`starting worker (${config.worker.implementation})`);
-    worker = await workerImplementation.startWorker(state, workerSpawner(config, log));
-    termination = new TerminationController(worker, log, (request) =>
-      noticeHooks.push(
-        hooks.runLogged('termination-notice', state, {
-          START_WORKER_TERMINATION_REASON: request.reason,
-          START_WORKER_TERMINATION_DEADLINE: request.deadline?.toISOString() ?? '',
-        }),
-      ),
-    );
-    termination.handleSignals();
-    if (startupSignals.stop().drainRequested) termination.requestTermination({ finishTasks: true, reason: 'drain' });
-    await hooks.run('post-start', state).catch((err: unknown) => {
-      worker.kill();
-      throw err;
-    });
-  } catch (err) {
-    if (providerPlugin.dynamic && (config.shutdownOnStartupFailure ?? true)) {
-      log.error(`startup failed: ${errorMessage(err)}`);
-      const reporter = state.credentials.clientId === '' ? undefined : new ErrorReporter(state, settings, log);
-      await exit.startupFailed(err, reporter);
-    }
-    throw err;
-  }
-
-  const onRenewed = config.cacheOverRestarts === undefined ? undefined : (renewed: RunState) => writeStateCache(config.cacheOverRestarts!, renewed);
-  return supervise(worker, termination, state, { provider, workerImplementation, exit, hooks, noticeHooks, settings, log, onRenewed });
 }
 
-interface SuperviseParts {
-  provider: Provider;
-  workerImplementation: WorkerImplementation;
-  exit: ExitManager;
-  hooks: Hooks;
-  noticeHooks: Promise<void>[];
-  settings: StartupCallSettings;
-  log: Logger;
-  /** Called after each credential renewal (to rewrite the state cache). */
-  onRenewed: ((state: RunState) => Promise<void>) | undefined;
+/**
+ * Run the steps that apply, each between its hooks, timing each one. A
+ * SIGTERM or SIGINT before the worker runs ends startup (StartupInterrupted).
+ */
+async function runStartupSteps(run: Run): Promise<void> {
+  const durations: [string, number][] = [];
+  let spawned: { uptimeSeconds: number; sinceProcessStartMs: number } | undefined;
+  for (const step of STARTUP_STEPS) {
+    if (run.cached ? step.cached === 'skip' : step.cached === 'only') continue;
+    if (step.applies && !step.applies(run)) continue;
+    const stepStarted = Date.now();
+    const state = step.name === 'configure' ? undefined : run.state;
+    if (step.hooks) await run.signals.unlessInterrupted(run.hooks.run(`pre-${step.name}` as HookStep, state));
+    // Once the worker runs, the termination controller answers signals, not startup.
+    await (step.name === 'start' ? step.run(run) : run.signals.unlessInterrupted(step.run(run)));
+    if (step.name === 'start') spawned = { uptimeSeconds: uptime(), sinceProcessStartMs: Date.now() - performance.timeOrigin };
+    if (step.hooks) await runPostHooks(run, step);
+    durations.push([step.name, Date.now() - stepStarted]);
+    run.log.debug(`step ${step.name} took ${Date.now() - stepStarted} ms`);
+  }
+  if (spawned) logBootSummary(run.log, spawned, durations);
+}
+
+async function runPostHooks(run: Run, step: StartupStep): Promise<void> {
+  if (step.name !== 'start') {
+    await run.signals.unlessInterrupted(run.hooks.run(`post-${step.name}` as HookStep, run.state));
+    return;
+  }
+  await run.hooks.run('post-start', run.state).catch((err: unknown) => {
+    run.worker!.kill();
+    throw err;
+  });
+}
+
+/** How long the boot took, for operators tuning images: from the machine's boot and from start-worker's own start to the spawn. */
+function logBootSummary(log: Logger, spawned: { uptimeSeconds: number; sinceProcessStartMs: number }, durations: [string, number][]): void {
+  const [slowest, slowestMs] = durations.reduce((a, b) => (b[1] > a[1] ? b : a));
+  log.info(
+    `boot summary: the worker started ${spawned.uptimeSeconds.toFixed(1)}s after the machine booted and ${(spawned.sinceProcessStartMs / 1000).toFixed(2)}s after start-worker started; the slowest step was ${slowest} (${(slowestMs / 1000).toFixed(2)}s)`,
+  );
+}
+
+// ---- the steps ----
+
+/** The provider says who this worker is (and how to prove it to worker-manager). */
+async function configureProvider(run: Run): Promise<void> {
+  run.log.info(`configuring with provider ${run.config.provider.providerType}`);
+  run.identityProof = await run.provider.configureRun(run.state);
+  protectStateSecrets(run.state, run.log);
+}
+
+/** A restart continues the cached run: the provider and worker pick it up. */
+async function restoreCachedRun(run: Run): Promise<void> {
+  run.log.info(`continuing the run cached in ${run.config.cacheOverRestarts}`);
+  protectStateSecrets(run.state, run.log);
+  protectRestoredSecrets(run.state, run.log);
+  await run.provider.useCachedRun(run.state);
+  await run.workerImplementation.useCachedRun(run.state);
+}
+
+/** worker-manager: credentials, their expiry, worker configuration and files. */
+async function register(run: Run): Promise<void> {
+  await registerWorker(run.state, run.identityProof!, run.config.worker.implementation, run.settings, run.log);
+  protectStateSecrets(run.state, run.log);
+}
+
+async function identify(run: Run): Promise<void> {
+  checkProviderResults(run.state, run.config.provider.providerType);
+  const { state } = run;
+  run.log.info(`identified as worker ${state.workerGroup}/${state.workerId} in pool ${state.workerPoolId}`);
+}
+
+/** The Taskcluster secrets, then the other secret sources, in order. */
+async function readSecrets(run: Run): Promise<void> {
+  const { config, state, settings, log } = run;
+  if (config.getSecrets) await readTaskclusterSecrets(state, settings, log);
+  await readSecretSources(config.secrets, state, { ...settings, awsRegion: awsRegion(config, state) }, log);
+}
+
+/** The worker implementation configures the run; the state is cached; the files are written. */
+async function configureWorkerAndWriteFiles(run: Run): Promise<void> {
+  const { config, state, log } = run;
+  log.info(`configuring worker implementation ${config.worker.implementation}`);
+  await run.workerImplementation.configureRun(state);
+  if (config.cacheOverRestarts !== undefined) await writeStateCache(config.cacheOverRestarts, state);
+  await writeFiles(state.files, config.fileLimits, log);
+}
+
+/** Spawn the worker; from then on the termination controller decides how it stops. */
+async function startWorker(run: Run): Promise<void> {
+  const { config, state, log, hooks } = run;
+  log.info(`starting worker (${config.worker.implementation})`);
+  const worker = await run.signals.unlessInterrupted(run.workerImplementation.startWorker(state, workerSpawner(config, log)));
+  const termination = new TerminationController(worker, log, (request) =>
+    hooks.runInBackground('termination-notice', state, {
+      START_WORKER_TERMINATION_REASON: request.reason,
+      START_WORKER_TERMINATION_DEADLINE: request.deadline?.toISOString() ?? '',
+    }),
+  );
+  run.worker = worker;
+  run.termination = termination;
+  termination.handleSignals();
+  if (run.signals.handOver().drainRequested) termination.requestTermination({ finishTasks: true, reason: 'drain' });
+}
+
+/**
+ * Startup failed after the provider step, so the machine is known: a
+ * dynamically provisioned one reports the failure and goes away instead of
+ * idling.
+ */
+async function startupFailed(run: Run, exit: ExitManager, err: unknown): Promise<void> {
+  const { providerPlugin, config, state, settings, log } = run;
+  const identified = run.cached || state.workerId !== '';
+  if (!identified || !providerPlugin.dynamic || !(config.shutdownOnStartupFailure ?? true)) return;
+  log.error(`startup failed: ${errorMessage(err)}`);
+  const reporter = state.credentials.clientId === '' ? undefined : new ErrorReporter(state, settings, log);
+  await exit.startupFailed(err, reporter);
 }
 
 /** Supervise the running worker until it exits, then finish the run. */
-async function supervise(worker: RunningWorker, termination: TerminationController, state: RunState, parts: SuperviseParts): Promise<number> {
-  const { provider, workerImplementation, exit, hooks, noticeHooks, settings, log, onRenewed } = parts;
+async function supervise(run: Run, worker: RunningWorker, termination: TerminationController, exit: ExitManager): Promise<number> {
+  const { provider, workerImplementation, hooks, state, settings, log, config } = run;
   const reporter = new ErrorReporter(state, settings, log);
   worker.protocol.setHandlers({
     errorReport: (report) => reporter.report(report),
@@ -165,6 +260,7 @@ async function supervise(worker: RunningWorker, termination: TerminationControll
       if (!exit.shutdownRequested()) termination.shutdownNotPossible();
     },
   });
+  const onRenewed = config.cacheOverRestarts === undefined ? undefined : (renewed: RunState) => writeStateCache(config.cacheOverRestarts!, renewed);
   const renewal = new CredentialRenewal({ state, protocol: worker.protocol, termination, settings, log, onRenewed });
   renewal.start();
   provider.workerStarted(termination);
@@ -174,7 +270,7 @@ async function supervise(worker: RunningWorker, termination: TerminationControll
   const code = exitStatusCode(status);
   log.info(`worker exited with ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`);
   await provider.workerFinished(state);
-  await Promise.all(noticeHooks);
+  await hooks.backgroundDone();
   await hooks.runLogged('worker-exit', state, { START_WORKER_EXIT_CODE: String(code) });
   await reporter.flush(REPORT_FLUSH_MS);
   const rebootRequested = workerImplementation.rebootRequested?.(code) ?? false;
@@ -184,40 +280,11 @@ async function supervise(worker: RunningWorker, termination: TerminationControll
 }
 
 /**
- * During startup SIGTERM/SIGINT end the run at once (files are written
- * atomically; there is no worker yet). A drain is remembered and handed to
- * the worker once it runs: with no tasks yet, it simply exits.
- */
-function handleSignalsDuringStartup(log: Logger): { stop(): { drainRequested: boolean } } {
-  let drainRequested = false;
-  const exit = (signal: NodeJS.Signals): void => {
-    log.warn(`received ${signal} during startup; exiting`);
-    log.flush();
-    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
-  };
-  const drain = (signal: NodeJS.Signals): void => {
-    log.info(`received ${signal} during startup; the worker will be asked to finish and exit once it runs`);
-    drainRequested = true;
-  };
-  process.on('SIGTERM', exit);
-  process.on('SIGINT', exit);
-  process.on(DRAIN_SIGNAL, drain);
-  return {
-    stop() {
-      process.removeListener('SIGTERM', exit);
-      process.removeListener('SIGINT', exit);
-      process.removeListener(DRAIN_SIGNAL, drain);
-      return { drainRequested };
-    },
-  };
-}
-
-/**
  * The cached run state, if there is one and it can still be used. Expired
  * credentials are an error for a provider that cannot register again (the
  * instance should be replaced); for one that can, a fresh run.
  */
-async function restoreCachedRun(path: string, plugin: ProviderPlugin<object>, log: Logger): Promise<RunState | undefined> {
+async function readCachedRun(path: string, plugin: ProviderPlugin<object>, log: Logger): Promise<RunState | undefined> {
   const cached = await readStateCache(path);
   if (cached?.credentialsExpire === undefined || Date.parse(cached.credentialsExpire) > Date.now()) return cached;
   if (plugin.canRegisterAgain) {

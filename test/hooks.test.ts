@@ -10,7 +10,7 @@ interface HookRecord {
 }
 
 const recorder = join(testBuildDir, 'workers', 'hook-recorder.js');
-const ALL_STEPS = ['pre-configure', 'post-configure', 'pre-register', 'post-register', 'pre-secrets', 'post-secrets', 'pre-start', 'pre-files', 'post-files', 'post-start', 'termination-notice', 'worker-exit'];
+const ALL_STEPS = ['pre-configure', 'post-configure', 'pre-register', 'post-register', 'pre-secrets', 'post-secrets', 'pre-files', 'post-files', 'pre-start', 'post-start', 'termination-notice', 'worker-exit'];
 
 async function staticSetup(t: { teardown(fn: () => void | Promise<void>): void }) {
   const fake = await new FakeTaskcluster().start();
@@ -99,7 +99,7 @@ t.test('hooks of steps a cached run skips do not run', async (t) => {
   };
   const path = config(hooks, { provider: standalone, getSecrets: false, cacheOverRestarts: join(dir, 'cache.json') });
   t.equal((await runCli([path], { env })).code, 0);
-  t.same(records().map((r) => r.step), ['pre-configure', 'post-configure', 'pre-start', 'pre-files', 'worker-exit'], 'no secrets step without secrets');
+  t.same(records().map((r) => r.step), ['pre-configure', 'post-configure', 'pre-files', 'pre-start', 'worker-exit'], 'no secrets step without secrets');
   const before = records().length;
   t.equal((await runCli([path], { env })).code, 0);
   t.same(records().slice(before).map((r) => r.step), ['pre-start', 'worker-exit'], 'a restart skips configure, secrets and files');

@@ -54,7 +54,12 @@ export interface CliOptions {
   certKeyPass?: string;
   noVerifyCerts: boolean;
   positionals: string[];
+  /** Where each option given came from, for --verbose (values of secret options left out). */
+  sources: string[];
 }
+
+/** Options whose value is a secret: their source is shown, never their value. */
+const SECRET_OPTIONS = new Set(['cert-key-pass']);
 
 /** `--some-option` → `START_WORKER_SOME_OPTION`. */
 export function environmentVariable(name: string): string {
@@ -89,9 +94,16 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv): CliOpti
       ]),
     ),
   });
+  const sources: string[] = [];
   const value = (name: string): string | boolean | string[] | undefined => {
     const spec = OPTIONS.find((o) => o.name === name)!;
-    return (values[name] as string | boolean | string[] | undefined) ?? fromEnvironment(spec, env);
+    const given = values[name] as string | boolean | string[] | undefined;
+    const result = given ?? fromEnvironment(spec, env);
+    if (result !== undefined && result !== false) {
+      const shown = SECRET_OPTIONS.has(name) ? '(secret)' : JSON.stringify(result);
+      sources.push(`option --${name} ${shown} from ${given !== undefined ? 'the command line' : `the environment variable ${environmentVariable(name)}`}`);
+    }
+    return result;
   };
   const logFormat = value('log-format');
   if (logFormat !== undefined && logFormat !== 'text' && logFormat !== 'json') {
@@ -107,6 +119,7 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv): CliOpti
     overrides: (value('override') as string[] | undefined) ?? [],
     noVerifyCerts: value('no-verify-certs') === true,
     positionals,
+    sources,
   };
   for (const [key, name] of [['caCert', 'ca-cert'], ['cert', 'cert'], ['certKey', 'cert-key'], ['certKeyPass', 'cert-key-pass']] as const) {
     const setting = value(name);

@@ -5,6 +5,7 @@ import { renderReference } from './docs.js';
 import { errorMessage, StartWorkerError } from './errors.js';
 import { JsonDestination } from './logging/json.js';
 import { Logger } from './logging/logger.js';
+import { logHttpRequests } from './logging/http-debug.js';
 import { routeProcessWarnings } from './logging/process-warnings.js';
 import { StdioDestination } from './logging/stdio.js';
 import { PluginRegistry } from './registry.js';
@@ -55,7 +56,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (options.version) return print(`start-worker ${VERSION}\n`);
     if (options.shortVersion) return print(`${VERSION}\n`);
     if (options.logFormat === 'json') log.setDestination(new JsonDestination());
-    if (options.verbose) log.setLevel('debug');
+    if (options.verbose) {
+      log.setLevel('debug');
+      logHttpRequests(log);
+      for (const source of options.sources) log.debug(source);
+    }
     if (options.quiet) log.setLevel('error');
 
     const [command, ...rest] = options.positionals;

@@ -97,6 +97,8 @@ export class Hooks {
     Object.assign(env, state && state.workerId !== '' ? identityEnvironment(state) : {}, extraEnv, { START_WORKER_STEP: step });
 
     const { execa } = await import('execa');
+    this.log.debug(`${name}: running ${JSON.stringify([file, ...args])} (timeout ${timeoutSeconds}s)`);
+    const started = Date.now();
     const subprocess = execa(file!, args, {
       env,
       extendEnv: false,
@@ -116,6 +118,6 @@ export class Hooks {
       const why = result.exitCode !== undefined ? `exited with code ${result.exitCode}` : result.signal ? `died of ${result.signal}` : (result.shortMessage ?? 'failed');
       throw new StartWorkerError(`${name} ${why}`);
     }
-    this.log.debug(`${name} succeeded`);
+    this.log.debug(`${name} exited with code 0 after ${Date.now() - started} ms`);
   }
 }

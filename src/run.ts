@@ -106,6 +106,7 @@ async function prepareRun(options: RunOptions): Promise<Run> {
   const logging = await registry.get('logging', config.logging.implementation);
   log.setDestination(logging.create(config.logging, context));
   for (const warning of loaded.warnings) log.warn(warning);
+  for (const source of loaded.sources) log.debug(source);
   if (options.tls?.rejectUnauthorized === false) {
     log.warn('TLS CERTIFICATES ARE NOT VERIFIED (--no-verify-certs): anyone on the network path can impersonate Taskcluster and the secret stores');
   }

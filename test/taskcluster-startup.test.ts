@@ -1,8 +1,9 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
 import { FakeTaskcluster } from './fakes/taskcluster.js';
-import { leakedSecrets, recordingShutdown, runCli, STATIC_SECRET, tempDir, writeConfig } from './helpers.js';
+import { fakeWorkerSection, leakedSecrets, recordingShutdown, runCli, STATIC_SECRET, tempDir, writeConfig } from './helpers.js';
 
 const POOL = 'proj/static-pool';
 
@@ -253,4 +254,36 @@ t.test('standalone: secrets are read with the configured credentials', async (t)
   t.ok(fake.callsTo('getSecret').every((c) => c.clientId === 'project/standalone'));
   t.match(result.stdout, /fromSecret: <redacted>/);
   t.same(leakedSecrets(result.stdout + result.stderr, ['standalone-token-abcdefghijkl', 'value-from-the-secret']), []);
+});
+
+t.test('--verbose shows the boot: where values came from, each request with status and duration, step times, protocol messages, the worker argv; no secret', async (t) => {
+  const fake = await startFake(t);
+  prepare(fake);
+  const dir = tempDir(t);
+  const secretFile = join(dir, 'static-secret');
+  writeFileSync(secretFile, `${STATIC_SECRET}\n`, { mode: 0o600 });
+  const config = staticConfig(fake, dir);
+  const path = writeConfig(dir, {
+    ...config,
+    provider: { ...config.provider, staticSecret: { file: secretFile } },
+    worker: fakeWorkerSection(),
+    hooks: { 'pre-start': [['/bin/true']] },
+  });
+  const result = await runCli(['-v', '--override', 'getSecrets=true', path], {
+    env: { FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], exitAfterOutput: 0 }), START_WORKER_LOG_FORMAT: 'text' },
+  });
+  t.equal(result.code, 0, result.stderr);
+  const debug = result.stderr.split('\n').filter((line) => / debug: /.test(line));
+  t.ok(debug.some((line) => /option --log-format "text" from the environment variable START_WORKER_LOG_FORMAT/.test(line)), 'an option from the environment');
+  t.ok(debug.some((line) => /getSecrets: set by --override/.test(line)), 'an override');
+  t.ok(debug.some((line) => line.includes(`provider.staticSecret: from the file ${secretFile} (a secret; not shown)`)), 'an indirection');
+  t.ok(debug.some((line) => /HTTP POST http:\/\/127\.0\.0\.1:\d+\/api\/worker-manager\/v1\/worker\/register: HTTP 200 in \d+ ms/.test(line)), 'the registration request, with status and duration');
+  t.ok(debug.some((line) => /HTTP GET http:\/\/127\.0\.0\.1:\d+\/api\/secrets\/v1\/secret\/worker-pool%3Aproj%2Fstatic-pool: HTTP 404 in \d+ ms/.test(line)), 'a secrets request');
+  t.ok(debug.some((line) => /step register took \d+ ms/.test(line)), 'step durations');
+  t.ok(debug.some((line) => /hook pre-start \[\/bin\/true\]: running \["\/bin\/true"\]/.test(line)) && debug.some((line) => /hook pre-start \[\/bin\/true\] exited with code 0 after \d+ ms/.test(line)), 'hooks and their exit codes');
+  t.ok(debug.some((line) => /spawning \[".*node","[^"]*protocol-worker\.js"\]; environment: .*TASKCLUSTER_WORKER_ID/.test(line)), 'the worker argv and environment keys');
+  t.ok(debug.some((line) => /protocol → worker: welcome \{capabilities: \["error-report",/.test(line)), 'a message to the worker');
+  t.ok(debug.some((line) => /protocol ← worker: hello \{capabilities: \["graceful-termination"\]\}/.test(line)), 'a message from the worker');
+  t.match(result.stderr, /boot summary: the worker started [\d.]+s after the machine booted and [\d.]+s after start-worker started; the slowest step was \w+ \([\d.]+s\)/);
+  t.same(leakedSecrets(result.stderr, [STATIC_SECRET, ...fake.issuedSecrets()]), []);
 });

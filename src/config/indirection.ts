@@ -44,15 +44,17 @@ async function readSecretFile(path: string, where: string): Promise<string> {
 /**
  * Replace every indirection inside `section` (recursively) by the value it
  * points to; relative file paths are relative to the config file's
- * directory. Returns the section and the secret values it now holds.
+ * directory. Returns the section, the secret values it now holds, and
+ * where each came from (for --verbose; never the value).
  */
 export async function resolveIndirections(
   section: JsonValue,
   path: string[],
   env: NodeJS.ProcessEnv,
   configDir: string,
-): Promise<{ value: JsonValue; secrets: string[] }> {
+): Promise<{ value: JsonValue; secrets: string[]; sources: string[] }> {
   const secrets: string[] = [];
+  const sources: string[] = [];
   const visit = async (value: JsonValue, at: string[]): Promise<JsonValue> => {
     const reference = indirection(value);
     const where = formatPath(at);
@@ -60,11 +62,13 @@ export async function resolveIndirections(
       const resolved = env[reference.env];
       if (resolved === undefined) throw new StartWorkerError(`${where}: environment variable ${reference.env} is not set`);
       secrets.push(resolved);
+      sources.push(`${where}: from the environment variable ${reference.env} (a secret; not shown)`);
       return resolved;
     }
     if (reference && 'file' in reference) {
       const resolved = await readSecretFile(resolve(configDir, reference.file), where);
       secrets.push(resolved);
+      sources.push(`${where}: from the file ${resolve(configDir, reference.file)} (a secret; not shown)`);
       return resolved;
     }
     if (Array.isArray(value)) return Promise.all(value.map((item, index) => visit(item, [...at, String(index)])));
@@ -77,5 +81,5 @@ export async function resolveIndirections(
     }
     return value;
   };
-  return { value: await visit(section, path), secrets };
+  return { value: await visit(section, path), secrets, sources };
 }

@@ -79,6 +79,8 @@ export interface LoadedConfig {
   warnings: string[];
   /** Values resolved from `{env}`/`{file}` indirections: secrets to redact. */
   secrets: string[];
+  /** Where values came from besides the file (overrides, --log-format, indirections), for --verbose. */
+  sources: string[];
 }
 
 /**
@@ -88,9 +90,13 @@ export interface LoadedConfig {
  */
 export async function loadRunnerConfig(path: string, options: LoadOptions): Promise<LoadedConfig> {
   const { bytes, warnings } = await readPrivateFile(path, WHAT, options.tighten);
-  let raw = applyOverrides(parseYaml(decodeUtf8(bytes, path, WHAT), path), options.overrides ?? []);
+  const overrides = options.overrides ?? [];
+  let raw = applyOverrides(parseYaml(decodeUtf8(bytes, path, WHAT), path), overrides);
+  const sources = [`runner config read from ${path}; values not listed here come from it or are defaults`];
+  for (const override of overrides) sources.push(`${override.path}: set by --override`);
   if (options.logFormat !== undefined && isJsonObject(raw)) {
     raw = { ...raw, logging: { implementation: options.logFormat === 'json' ? 'json' : 'stdio' } };
+    sources.push(`logging: set by --log-format ${options.logFormat}`);
   }
   let secrets: string[] = [];
   if (isJsonObject(raw)) {
@@ -100,10 +106,11 @@ export async function loadRunnerConfig(path: string, options: LoadOptions): Prom
       const resolved = await resolveIndirections(raw['provider'], ['provider'], options.env ?? process.env, dirname(resolve(path)));
       raw = { ...raw, provider: resolved.value };
       secrets = resolved.secrets;
+      sources.push(...resolved.sources);
     }
   }
   const result = await validateRunnerConfig(raw, options.registry);
   const allWarnings = [...warnings, ...result.warnings.map((w) => `${path}: ${w}`)];
   if (result.config === undefined) throw new ConfigProblems(path, result.problems, allWarnings);
-  return { config: result.config, warnings: allWarnings, secrets };
+  return { config: result.config, warnings: allWarnings, secrets, sources };
 }

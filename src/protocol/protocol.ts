@@ -126,6 +126,7 @@ export class WorkerProtocol {
       return false;
     }
     if (!this.writable || this.toWorker === null) return false;
+    if (this.log.isEnabled('debug')) this.log.debug(`protocol → worker: ${describeMessage(message)}`);
     this.write(`~${JSON.stringify(message)}\n`);
     return true;
   }
@@ -180,6 +181,8 @@ export class WorkerProtocol {
   }
 
   private dispatch(type: string, message: JsonObject, json: string): void {
+    // log messages are forwarded as they are: a debug line for each would only repeat them
+    if (type !== 'log' && this.log.isEnabled('debug')) this.log.debug(`protocol ← worker: ${describeMessage(message)}`);
     if (type === 'hello') {
       this.receiveHello(message);
       return;
@@ -228,4 +231,19 @@ export class WorkerProtocol {
     this.log.info(`worker capabilities: ${this.capabilities.join(', ') || '(none)'}`);
     this.resolveInitialized();
   }
+}
+
+/** Fields whose values are credentials: never shown, even at debug level. */
+const SECRET_FIELDS = new Set(['access-token', 'certificate']);
+
+/** A message for a debug line: its type and fields, secrets left out, long values cut. */
+function describeMessage(message: JsonObject | RunnerMessage): string {
+  const fields = Object.entries(message)
+    .filter(([key]) => key !== 'type')
+    .map(([key, value]) => {
+      if (SECRET_FIELDS.has(key)) return `${key}: (secret)`;
+      const text = JSON.stringify(value) ?? 'undefined';
+      return `${key}: ${text.length > 200 ? `${text.slice(0, 200)}...` : text}`;
+    });
+  return `${String(message.type)}${fields.length > 0 ? ` {${fields.join(', ')}}` : ''}`;
 }

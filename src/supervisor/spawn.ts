@@ -21,10 +21,13 @@ export interface SpawnOptions {
 export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): Promise<RunningWorker> {
   const { log } = options;
   const { execa } = await import('execa');
-  const environment: Record<string, string | undefined> = { ...process.env };
-  for (const name of launch.removeEnv ?? []) delete environment[name];
+  const inherited: Record<string, string | undefined> = { ...process.env };
+  for (const name of launch.removeEnv ?? []) delete inherited[name];
+  const environment = { ...inherited, ...launch.env };
+  // values are not shown: any of them may be a credential
+  log.debug(`spawning ${JSON.stringify([launch.file, ...launch.args])}${launch.cwd ? ` in ${launch.cwd}` : ''}; environment: ${Object.keys(environment).sort().join(' ')}`);
   const subprocess = execa(launch.file, launch.args, {
-    env: { ...environment, ...launch.env },
+    env: environment,
     extendEnv: false,
     cwd: launch.cwd,
     stdin: 'pipe',

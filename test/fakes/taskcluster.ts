@@ -2,19 +2,19 @@
  * A Taskcluster deployment on 127.0.0.1, as strict as the real services for
  * the calls start-worker makes: Hawk signatures are verified with the `hawk`
  * package (temporary credentials with their certificate included), every
- * request and response body is validated against the official schemas in
- * ../shared/reference, registerWorker must be unauthenticated and every
- * other call authenticated with credentials this fake issued and that are
- * still current. Errors have Taskcluster's JSON shape.
+ * request and response body is validated against our schema fixtures for
+ * those calls (test/fixtures/taskcluster-schemas.ts, checked against the
+ * official reference by scripts/check-schema-fixtures.ts), registerWorker
+ * must be unauthenticated and every other call authenticated with
+ * credentials this fake issued and that are still current. Errors have
+ * Taskcluster's JSON shape.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import hawk from 'hawk';
-import { repoRoot } from '../helpers.js';
+import { taskclusterCalls, taskclusterSchemas, type TaskclusterCall } from '../fixtures/taskcluster-schemas.js';
 import { FaultQueue, LoopbackServer, readBody, sendJson, type Fault } from './http.js';
 
 type Json = Record<string, unknown>;
@@ -57,23 +57,14 @@ export interface FakeTaskclusterOptions {
 /** How far a client's clock may be from this fake's, as Taskcluster allows. */
 export const CLOCK_SKEW_SECONDS = 15 * 60;
 
-const schemaFile = join(repoRoot, '..', 'shared', 'reference', 'taskcluster-api-subset.json');
 let validators: Map<string, ValidateFunction> | undefined;
 
-/** Validators for the official schemas, by short name such as `worker-manager/v1/register-worker-request.json`. */
+/** Validators for our schema fixtures, by short name such as `worker-manager/v1/register-worker-request.json`. */
 function schemas(): Map<string, ValidateFunction> {
   if (validators) return validators;
-  const reference = JSON.parse(readFileSync(schemaFile, 'utf8')) as { schemas: Record<string, Json> };
-  const ajv = new Ajv({ allErrors: true, strict: false });
+  const ajv = new Ajv({ allErrors: true });
   (addFormatsModule as unknown as { default: (ajv: Ajv) => void }).default(ajv);
-  for (const schema of Object.values(reference.schemas)) {
-    const { $schema: _ignored, ...rest } = schema;
-    ajv.addSchema(rest);
-  }
-  validators = new Map();
-  for (const id of Object.keys(reference.schemas)) {
-    validators.set(id.replace(/^\/schemas\//, '').replace(/#$/, ''), ajv.getSchema(id)!);
-  }
+  validators = new Map(Object.entries(taskclusterSchemas).map(([name, schema]) => [name, ajv.compile(schema)]));
   return validators;
 }
 
@@ -249,8 +240,12 @@ export class FakeTaskcluster {
     return { credentials: { clientId, accessToken, ...(certificate ? { certificate } : {}) }, expires };
   }
 
-  private validate(schema: string, body: unknown, what: string): void {
-    const validate = schemas().get(schema)!;
+  /** Check a body against the schema the reference gives for this call's input (request) or output (response). */
+  private validate(call: keyof typeof taskclusterCalls, body: unknown, what: 'request' | 'response'): void {
+    const spec: TaskclusterCall = taskclusterCalls[call];
+    const schema = what === 'request' ? spec.input : spec.output;
+    const validate = schema === undefined ? undefined : schemas().get(schema);
+    if (validate === undefined) throw new Error(`the fixtures have no ${what} schema for ${call}`);
     if (!validate(body)) {
       throw new HttpError(what === 'request' ? 400 : 500, what === 'request' ? 'InputValidationError' : 'OutputValidationError', `${what} body does not match ${schema}: ${JSON.stringify(validate.errors)}`);
     }
@@ -287,7 +282,7 @@ export class FakeTaskcluster {
 
   private async registerWorker(body: Json | undefined, authenticated: IssuedCredentials | undefined): Promise<[number, Json]> {
     if (authenticated !== undefined) throw new HttpError(400, 'InputError', 'registerWorker must be called without credentials');
-    this.validate('worker-manager/v1/register-worker-request.json', body, 'request');
+    this.validate('registerWorker', body, 'request');
     const { workerPoolId, providerId, workerGroup, workerId, workerIdentityProof } = body as { workerPoolId: string; providerId: string; workerGroup: string; workerId: string; workerIdentityProof: Json };
     const pool = this.workerPools.get(workerPoolId);
     if (pool === undefined) throw new HttpError(404, 'ResourceNotFound', `worker pool ${workerPoolId} does not exist`);
@@ -303,13 +298,13 @@ export class FakeTaskcluster {
     const secret = secret44();
     this.workers.set(key, { workerPoolId, workerGroup, workerId, providerId, secret, removed: false, clientId: issued.credentials['clientId'] as string });
     const response = { ...issued, workerConfig: pool.workerConfig, secret };
-    this.validate('worker-manager/v1/register-worker-response.json', response, 'response');
+    this.validate('registerWorker', response, 'response');
     return [200, response];
   }
 
   private async reregisterWorker(body: Json | undefined, authenticated: IssuedCredentials | undefined): Promise<[number, Json]> {
     const caller = this.requireAuth(authenticated);
-    this.validate('worker-manager/v1/reregister-worker-request.json', body, 'request');
+    this.validate('reregisterWorker', body, 'request');
     const { workerPoolId, workerGroup, workerId, secret } = body as Record<string, string>;
     const worker = this.requireWorker(caller, workerPoolId!, workerGroup!, workerId!);
     if (worker.secret !== secret) throw new HttpError(400, 'InputError', 'secret does not match');
@@ -320,7 +315,7 @@ export class FakeTaskcluster {
     worker.secret = secret44();
     worker.clientId = issued.credentials['clientId'] as string;
     const response = { ...issued, secret: worker.secret };
-    this.validate('worker-manager/v1/reregister-worker-response.json', response, 'response');
+    this.validate('reregisterWorker', response, 'response');
     return [200, response];
   }
 
@@ -334,7 +329,7 @@ export class FakeTaskcluster {
 
   private async reportWorkerError(params: string[], body: Json | undefined, authenticated: IssuedCredentials | undefined): Promise<[number, Json]> {
     const caller = this.requireAuth(authenticated);
-    this.validate('worker-manager/v1/report-worker-error-request.json', body, 'request');
+    this.validate('reportWorkerError', body, 'request');
     const { workerGroup, workerId } = body as Record<string, string>;
     if (caller.workerKey !== undefined) this.requireWorker(caller, params[0]!, workerGroup!, workerId!);
     this.reportedErrors.push(body!);
@@ -347,7 +342,7 @@ export class FakeTaskcluster {
       description: body!['description'],
       extra: { ...(body!['extra'] as Json), workerGroup, workerId },
     };
-    this.validate('worker-manager/v1/worker-pool-error.json', response, 'response');
+    this.validate('reportWorkerError', response, 'response');
     return [200, response];
   }
 
@@ -360,7 +355,7 @@ export class FakeTaskcluster {
       throw new HttpError(status, status === 403 ? 'InsufficientScopes' : status === 410 ? 'ResourceExpired' : 'Error', `secret ${params[0]}: ${status}`);
     }
     const response = { secret: value, expires: new Date(Date.now() + 86_400_000).toISOString() };
-    this.validate('secrets/v1/secret.json', response, 'response');
+    this.validate('getSecret', response, 'response');
     return [200, response];
   }
 

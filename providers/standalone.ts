@@ -1,5 +1,6 @@
 import type { JsonObject } from '../src/json.js';
 import type { ProviderPlugin } from '../src/plugin.js';
+import { identifierProblem, workerPoolIdProblem } from '../src/taskcluster/identifiers.js';
 import type { JsonSchema } from '../src/schema.js';
 import { normalizeRootUrl } from '../src/state.js';
 
@@ -66,6 +67,13 @@ provider:
 \`\`\`
 
 The worker location is \`{cloud: standalone}\` plus the configured entries.`,
+  check(config) {
+    return [
+      workerPoolIdProblem(config.workerPoolID, 'provider.workerPoolID'),
+      identifierProblem(config.workerGroup, 'provider.workerGroup'),
+      identifierProblem(config.workerID, 'provider.workerID'),
+    ].filter((problem): problem is string => problem !== undefined);
+  },
   create(config) {
     return {
       async configureRun(state) {

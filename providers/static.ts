@@ -1,5 +1,6 @@
 import type { JsonObject } from '../src/json.js';
 import type { ProviderPlugin } from '../src/plugin.js';
+import { identifierProblem, staticSecretProblem, workerPoolIdProblem } from '../src/taskcluster/identifiers.js';
 import type { JsonSchema } from '../src/schema.js';
 import { normalizeRootUrl } from '../src/state.js';
 import { providerMetadataSchema, workerLocationSchema } from './standalone.js';
@@ -57,11 +58,16 @@ The worker location is \`{cloud: static}\` plus the configured entries. Do not
 use \`cacheOverRestarts\` with this provider: a static worker registers from
 scratch on every boot. When the worker exits, start-worker exits; nothing is
 removed from worker-manager.`,
-  check(_config, runnerConfig) {
-    if (runnerConfig['cacheOverRestarts'] !== undefined) {
-      return ['cacheOverRestarts: not used with the static provider, which registers from scratch on every boot; remove it'];
-    }
-    return [];
+  check(config, runnerConfig) {
+    return [
+      runnerConfig['cacheOverRestarts'] !== undefined
+        ? 'cacheOverRestarts: not used with the static provider, which registers from scratch on every boot; remove it'
+        : undefined,
+      workerPoolIdProblem(config.workerPoolID, 'provider.workerPoolID'),
+      identifierProblem(config.workerGroup, 'provider.workerGroup'),
+      identifierProblem(config.workerID, 'provider.workerID'),
+      staticSecretProblem(config.staticSecret, 'provider.staticSecret'),
+    ].filter((problem): problem is string => problem !== undefined);
   },
   create(config) {
     return {

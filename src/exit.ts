@@ -53,7 +53,7 @@ export class ExitManager {
    */
   async startupFailed(err: unknown, reporter: ErrorReporter | undefined): Promise<void> {
     if (reporter) {
-      reporter.report({ kind: 'worker-error', title: 'start-worker could not start the worker', description: errorMessage(err), extra: {} });
+      reporter.report({ kind: 'worker-error', title: 'start-worker could not start the worker', description: errorMessage(err), extra: {} }, 'start-worker');
       await reporter.flush(30_000);
     }
     await this.finish();

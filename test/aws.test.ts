@@ -435,6 +435,8 @@ t.test('aws end to end', async (t) => {
       t.match(result.stderr, /error: cannot start worker .*missing-worker/);
       t.equal(tc.reportedErrors.length, 1);
       t.match(tc.reportedErrors[0], { kind: 'worker-error', title: 'start-worker could not start the worker', description: /missing-worker/, workerGroup: GROUP, workerId: DEFAULT_IDENTITY.instanceId });
+      t.notMatch(result.stderr, /worker reported an error/, "start-worker's own report is not the worker's");
+      t.match(result.stderr, /reporting the failure to worker-manager: worker-error: start-worker could not start the worker/);
       const routes = tc.calls.map((c) => c.route).filter((r) => r === 'reportWorkerError' || r === 'removeWorker');
       t.same(routes, ['reportWorkerError', 'removeWorker'], 'reported, then removed');
       t.ok(tc.workers.get(WORKER_KEY)?.removed);

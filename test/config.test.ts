@@ -5,7 +5,7 @@ import t from 'tap';
 import { loadRunnerConfig, parseYaml } from '../src/config/load.js';
 import { validateRunnerConfig } from '../src/config/validate.js';
 import { PluginRegistry } from '../src/registry.js';
-import { standaloneProvider, tempDir, writeConfig } from './helpers.js';
+import { runCli, standaloneProvider, STATIC_SECRET, tempDir, writeConfig } from './helpers.js';
 
 const registry = new PluginRegistry();
 const validConfig = () => ({ provider: standaloneProvider(), worker: { implementation: 'dummy' } });
@@ -128,4 +128,29 @@ t.test('built-in schemas use the validators compiled at build time; a changed sc
   const fresh = await validatorFor('core', changed);
   t.not(fresh, generated.default.validators['core']);
   t.equal(fresh({ provider: { providerType: 'x' } }), true, 'the fresh validator follows the changed schema');
+});
+
+t.test("validate checks what worker-manager will check, and names the rule", async (t) => {
+  const dir = tempDir(t);
+  const staticProvider = (overrides: Record<string, unknown>) => ({
+    providerType: 'static', rootURL: 'https://tc.example.com', providerID: 'static', workerPoolID: 'proj/pool', workerGroup: 'rack-1', workerID: 'host-1', staticSecret: STATIC_SECRET, ...overrides,
+  });
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ staticSecret: 'short-secret' }, /provider\.staticSecret: worker-manager requires 44 characters \(two slugids, e\.g\. from `slugid v4` twice\); this one has 12/],
+    [{ staticSecret: `${STATIC_SECRET.slice(0, 43)}!` }, /provider\.staticSecret: worker-manager requires only letters, digits, '-' and '_'/],
+    [{ workerPoolID: 'nopool' }, /provider\.workerPoolID: must be <provisionerId>\/<workerType>.*has no '\/'/],
+    [{ workerPoolID: 'proj/Upper' }, /provider\.workerPoolID: the workerType after the '\/' \('Upper'\) must be 1 to 38 of lowercase letters/],
+    [{ workerPoolID: `${'p'.repeat(39)}/pool` }, /provider\.workerPoolID \(the provisionerId before the '\/'\): at most 38 characters/],
+    [{ workerGroup: 'g'.repeat(39) }, /provider\.workerGroup: at most 38 characters, as worker-manager requires \(this one has 39\)/],
+    [{ workerID: 'host.example.com' }, /provider\.workerID: only letters, digits, '-' and '_'/],
+  ];
+  for (const [overrides, expected] of cases) {
+    const path = writeConfig(dir, { provider: staticProvider(overrides), worker: { implementation: 'dummy' } });
+    const result = await runCli(['validate', path]);
+    t.equal(result.code, 1, JSON.stringify(overrides));
+    t.match(result.stderr, expected);
+    t.notMatch(result.stderr, 'short-secret', 'the secret itself is not quoted');
+  }
+  const good = writeConfig(dir, { provider: staticProvider({}), worker: { implementation: 'dummy' } });
+  t.equal((await runCli(['validate', good])).stdout, 'ok\n');
 });

@@ -47,9 +47,11 @@ export class ErrorReporter {
     private readonly log: Logger,
   ) {}
 
-  report(report: ErrorReport): void {
+  /** `from`: the worker's own report, or start-worker's (its startup failed), which is already logged. */
+  report(report: ErrorReport, from: 'worker' | 'start-worker' = 'worker'): void {
     const normalized = normalizeErrorReport(report);
-    this.log.warn(`worker reported an error: ${normalized.kind}: ${normalized.title}`);
+    if (from === 'worker') this.log.warn(`worker reported an error: ${normalized.kind}: ${normalized.title}`);
+    else this.log.info(`reporting the failure to worker-manager: ${normalized.kind}: ${normalized.title}`);
     const sending = this.send(normalized).finally(() => this.pending.delete(sending));
     this.pending.add(sending);
   }

@@ -23,15 +23,24 @@ function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n+/g, ' ');
 }
 
+/** Every key of a schema, nested ones too (`fileLimits.maxZipEntries`, `secrets[].secretId`), in order. */
+export function schemaKeys(schema: JsonSchema, prefix: string): { path: string; property: JsonSchema; required: boolean }[] {
+  const keys: { path: string; property: JsonSchema; required: boolean }[] = [];
+  for (const [key, property] of Object.entries(schema.properties ?? {})) {
+    const path = `${prefix}${key}`;
+    keys.push({ path, property, required: schema.required?.includes(key) ?? false });
+    if (property.properties) keys.push(...schemaKeys(property, `${path}.`));
+    if (property.items?.properties) keys.push(...schemaKeys(property.items, `${path}[].`));
+  }
+  return keys;
+}
+
 /** A table of a schema's keys: name, type, whether required, default, description. */
-function keyTable(schema: JsonSchema, prefix: string, skip: string[] = []): string {
-  const rows = Object.entries(schema.properties ?? {})
-    .filter(([key]) => !skip.includes(key))
-    .map(([key, property]) => {
-      const required = schema.required?.includes(key) ? 'yes' : '';
-      const defaultValue = property.default === undefined ? '' : `\`${JSON.stringify(property.default)}\``;
-      return `| \`${prefix}${key}\` | ${cell(typeOf(property))} | ${required} | ${defaultValue} | ${cell(property.description ?? '')} |`;
-    });
+function keyTable(schema: JsonSchema, prefix: string): string {
+  const rows = schemaKeys(schema, prefix).map(({ path, property, required }) => {
+    const defaultValue = property.default === undefined ? '' : `\`${JSON.stringify(property.default)}\``;
+    return `| \`${path}\` | ${cell(typeOf(property))} | ${required ? 'yes' : ''} | ${defaultValue} | ${cell(property.description ?? '')} |`;
+  });
   if (rows.length === 0) return '_No other keys._\n';
   return ['| Key | Type | Required | Default | Description |', '| --- | --- | --- | --- | --- |', ...rows, ''].join('\n');
 }

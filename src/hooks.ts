@@ -34,6 +34,21 @@ const DEFAULT_TIMEOUT_SECONDS = 60;
 /** Never handed to a hook, even when start-worker's own environment has them. */
 const WITHHELD_VARIABLES = ['TASKCLUSTER_CLIENT_ID', 'TASKCLUSTER_ACCESS_TOKEN', 'TASKCLUSTER_CERTIFICATE', 'START_WORKER_CERT_KEY_PASS'];
 
+const HOOK_DESCRIPTIONS: Record<HookStep, string> = {
+  'pre-configure': 'Before the provider finds out who this worker is (no identity in the environment yet).',
+  'post-configure': 'After the provider step.',
+  'pre-register': 'Before registering with worker-manager (providers with an identity proof).',
+  'post-register': 'After registering.',
+  'pre-secrets': 'Before reading secrets (when any are configured).',
+  'post-secrets': 'After reading secrets.',
+  'pre-files': 'Before the worker implementation configures the run, the state is cached and the files are written.',
+  'post-files': 'After the files are written.',
+  'pre-start': 'Before the worker is spawned.',
+  'post-start': 'After the worker is spawned; a failure kills it.',
+  'termination-notice': 'When the worker is asked to stop (an interruption, expiring credentials, a signal); with START_WORKER_TERMINATION_REASON and START_WORKER_TERMINATION_DEADLINE. Failures are logged.',
+  'worker-exit': 'After the worker exited; with START_WORKER_EXIT_CODE. Failures are logged.',
+};
+
 const argv: JsonSchema = { type: 'array', minItems: 1, items: { type: 'string' } };
 const hookEntry: JsonSchema = {
   description: 'an argv list, or {command: [argv], timeout: seconds}',
@@ -51,7 +66,7 @@ export const hooksSchema: JsonSchema = {
   type: 'object',
   description:
     'Commands to run at each step: `pre-`/`post-` `configure` (the provider), `register`, `secrets`, `files` (the worker implementation configures the run, the state is cached, files are written), `start` (spawning the worker), and `termination-notice` and `worker-exit`. Each entry is an argv list or `{command: [argv], timeout: seconds}` (default 60). A failing `pre-`/`post-` hook stops startup.',
-  properties: Object.fromEntries(HOOK_STEPS.map((step) => [step, { type: 'array', items: hookEntry }])),
+  properties: Object.fromEntries(HOOK_STEPS.map((step) => [step, { type: 'array', items: hookEntry, description: HOOK_DESCRIPTIONS[step] }])),
 };
 
 export class Hooks {

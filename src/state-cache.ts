@@ -28,6 +28,12 @@ function corrupt(path: string, why: string): StartWorkerError {
 /** Check that parsed JSON has the shape of a run state. */
 function parseState(value: JsonValue, path: string): RunState {
   if (!isJsonObject(value)) throw corrupt(path, 'not a JSON object');
+  // Taskcluster's worker-runner writes Go field names (RootURL, WorkerPoolID, Credentials.ClientID).
+  if (!('rootUrl' in value) && ('RootURL' in value || 'WorkerPoolID' in value)) {
+    throw new StartWorkerError(
+      `state cache ${path} was written by another runner version (Taskcluster's worker-runner); delete it, and start-worker starts a fresh run`,
+    );
+  }
   for (const key of REQUIRED_STRINGS) if (typeof value[key] !== 'string') throw corrupt(path, `${key} is missing`);
   const credentials = value['credentials'];
   if (!isJsonObject(credentials) || typeof credentials['clientId'] !== 'string' || typeof credentials['accessToken'] !== 'string') {

@@ -85,3 +85,20 @@ t.test('a corrupt or truncated cache is an error naming the file and the way out
     await t.rejects(readStateCache(path), { message: new RegExp(`^state cache ${path} is corrupt or truncated \\(.*\\); delete it to start a fresh run$`) });
   }
 });
+
+t.test("a cache written by Taskcluster's worker-runner is named as such, not as corrupt", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'cache.json');
+  // the shape of the Go runner's cached run.State: Go field names
+  const goState = {
+    RootURL: 'https://tc.example.com',
+    Credentials: { ClientID: 'worker/x', AccessToken: 'go-access-token-0123456789', Certificate: '' },
+    WorkerPoolID: 'proj/pool',
+    WorkerGroup: 'g',
+    WorkerID: 'w',
+    WorkerConfig: {},
+    Files: [],
+  };
+  writeFileSync(path, JSON.stringify(goState), { mode: 0o600 });
+  await t.rejects(readStateCache(path), { message: `state cache ${path} was written by another runner version (Taskcluster's worker-runner); delete it, and start-worker starts a fresh run` });
+});

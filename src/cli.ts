@@ -5,6 +5,7 @@ import { renderReference } from './docs.js';
 import { errorMessage, StartWorkerError } from './errors.js';
 import { JsonDestination } from './logging/json.js';
 import { Logger } from './logging/logger.js';
+import { Redactor } from './logging/redact.js';
 import { logHttpRequests } from './logging/http-debug.js';
 import { routeProcessWarnings } from './logging/process-warnings.js';
 import { StdioDestination } from './logging/stdio.js';
@@ -105,7 +106,7 @@ async function tlsSettings(options: CliOptions) {
 /** `start-worker validate`: every problem on its own line, no network, nothing changed on disk. */
 async function validate(path: string, options: CliOptions, log: Logger): Promise<number> {
   try {
-    const { warnings } = await loadRunnerConfig(path, { tighten: false, registry: new PluginRegistry(), overrides: options.overrides.map(parseOverride) });
+    const { warnings } = await loadRunnerConfig(path, { tighten: false, registry: new PluginRegistry(), overrides: options.overrides.map(parseOverride), redactor: log.redactor });
     for (const warning of warnings) process.stderr.write(`warning: ${log.redactor.redact(warning)}\n`);
     process.stdout.write('ok\n');
     return 0;
@@ -120,7 +121,7 @@ async function validate(path: string, options: CliOptions, log: Logger): Promise
 /** `start-worker docs`: the reference for the built-ins and, given a config, the plugins it loads. */
 async function docs(path: string | undefined, options: CliOptions): Promise<number> {
   const registry = new PluginRegistry();
-  if (path !== undefined) await loadRunnerConfig(path, { tighten: false, registry, overrides: options.overrides.map(parseOverride) });
+  if (path !== undefined) await loadRunnerConfig(path, { tighten: false, registry, overrides: options.overrides.map(parseOverride), redactor: new Redactor() });
   return print(`${await renderReference(registry)}\n`);
 }
 

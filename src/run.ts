@@ -18,14 +18,14 @@ import type { IdentityProof, PluginContext, Provider, ProviderPlugin, RunningWor
 import { PluginRegistry } from './registry.js';
 import { readSecretSources } from './secret-sources/index.js';
 import { readStateCache, writeStateCache } from './state-cache.js';
-import { checkProviderResults, emptyRunState, type RunState } from './state.js';
+import { checkProviderResults, emptyRunState, secretKeepingRunState, type RunState } from './state.js';
 import { exitStatusCode } from './supervisor/exit-status.js';
 import { StartupInterrupted, StartupSignals } from './supervisor/startup-signals.js';
 import { TerminationController } from './supervisor/termination.js';
 import { ErrorReporter } from './taskcluster/error-report.js';
 import { registerWorker, type StartupCallSettings } from './taskcluster/registration.js';
 import { CredentialRenewal } from './taskcluster/renewal.js';
-import { protectRestoredSecrets, readTaskclusterSecrets } from './taskcluster/secrets.js';
+import { readTaskclusterSecrets } from './taskcluster/secrets.js';
 
 export interface RunOptions {
   configPath: string;
@@ -99,9 +99,8 @@ export async function runWorker(options: RunOptions): Promise<number> {
 async function prepareRun(options: RunOptions): Promise<Run> {
   const { log } = options;
   const registry = options.registry ?? new PluginRegistry();
-  const loaded = await loadRunnerConfig(options.configPath, { tighten: true, registry, overrides: options.overrides, logFormat: options.logFormat });
+  const loaded = await loadRunnerConfig(options.configPath, { tighten: true, registry, overrides: options.overrides, logFormat: options.logFormat, redactor: log.redactor });
   const { config } = loaded;
-  for (const secret of loaded.secrets) log.redactor.add(secret);
   const context: PluginContext = { log, runnerConfig: config };
   const logging = await registry.get('logging', config.logging.implementation);
   log.setDestination(logging.create(config.logging, context));
@@ -111,7 +110,6 @@ async function prepareRun(options: RunOptions): Promise<Run> {
     log.warn('TLS CERTIFICATES ARE NOT VERIFIED (--no-verify-certs): anyone on the network path can impersonate Taskcluster and the secret stores');
   }
   const providerPlugin = await registry.get('provider', config.provider.providerType);
-  protectConfigSecrets(config, providerPlugin, log);
   const signals = new StartupSignals(log);
   const cached = config.cacheOverRestarts === undefined ? undefined : await readCachedRun(config.cacheOverRestarts, providerPlugin, log);
   return {
@@ -126,7 +124,7 @@ async function prepareRun(options: RunOptions): Promise<Run> {
     },
     hooks: new Hooks(config.hooks ?? {}, log),
     log,
-    state: cached ?? emptyRunState(config.workerConfig),
+    state: secretKeepingRunState(cached ?? emptyRunState(config.workerConfig), log.redactor),
     cached: cached !== undefined,
     signals,
   };
@@ -180,14 +178,11 @@ function logBootSummary(log: Logger, spawned: { uptimeSeconds: number; sinceProc
 async function configureProvider(run: Run): Promise<void> {
   run.log.info(`configuring with provider ${run.config.provider.providerType}`);
   run.identityProof = await run.provider.configureRun(run.state);
-  protectStateSecrets(run.state, run.log);
 }
 
 /** A restart continues the cached run: the provider and worker pick it up. */
 async function restoreCachedRun(run: Run): Promise<void> {
   run.log.info(`continuing the run cached in ${run.config.cacheOverRestarts}`);
-  protectStateSecrets(run.state, run.log);
-  protectRestoredSecrets(run.state, run.log);
   await run.provider.useCachedRun(run.state);
   await run.workerImplementation.useCachedRun(run.state);
 }
@@ -195,7 +190,6 @@ async function restoreCachedRun(run: Run): Promise<void> {
 /** worker-manager: credentials, their expiry, worker configuration and files. */
 async function register(run: Run): Promise<void> {
   await registerWorker(run.state, run.identityProof!, run.config.worker.implementation, run.settings, run.log);
-  protectStateSecrets(run.state, run.log);
 }
 
 async function identify(run: Run): Promise<void> {
@@ -316,19 +310,4 @@ function workerSpawner(config: RunnerConfig, log: Logger): WorkerSpawner {
       { log, ...(typeof maxLineBytes === 'number' ? { maxLineBytes } : {}) },
     );
   };
-}
-
-/** Secrets in the provider section (static secret, access token) are redacted from every log line. */
-function protectConfigSecrets(config: RunnerConfig, plugin: ProviderPlugin<object>, log: Logger): void {
-  for (const key of plugin.secretKeys ?? []) {
-    const value = config.provider[key];
-    if (typeof value === 'string') log.redactor.add(value);
-  }
-}
-
-/** Credentials and the registration secret are redacted from every log line. */
-function protectStateSecrets(state: RunState, log: Logger): void {
-  log.redactor.add(state.credentials.accessToken);
-  log.redactor.add(state.credentials.certificate);
-  log.redactor.add(state.registrationSecret);
 }

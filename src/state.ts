@@ -1,6 +1,6 @@
 import { StartWorkerError } from './errors.js';
 import { defineOwn, isJsonObject, type JsonObject, type JsonValue } from './json.js';
-import { REDACTED } from './logging/redact.js';
+import { REDACTED, type Redactor } from './logging/redact.js';
 
 export interface Credentials {
   clientId: string;
@@ -58,6 +58,66 @@ export function emptyRunState(workerConfig: JsonObject): RunState {
     files: [],
     secretConfigPaths: [],
   };
+}
+
+/** Secret config values shorter than this are not redacted from logs: they cannot be told from ordinary text. */
+const MIN_REDACTED_VALUE_LENGTH = 8;
+
+const redactors = new WeakMap<RunState, Redactor>();
+
+/**
+ * This run's state, owning its secrets: credentials and the registration
+ * secret are registered with `redactor` whenever they are set (the state's
+ * own properties do it), and so are the values a restored state got from
+ * secrets, its file contents, and later secrets merged in with
+ * `addSecretValues`. No code that fills the state can forget to.
+ */
+export function secretKeepingRunState(initial: RunState, redactor: Redactor): RunState {
+  const state = { ...initial };
+  redactors.set(state, redactor);
+  let credentials = initial.credentials;
+  let registrationSecret = initial.registrationSecret;
+  Object.defineProperty(state, 'credentials', {
+    enumerable: true,
+    get: () => credentials,
+    set(value: Credentials) {
+      redactor.add(value.accessToken);
+      redactor.add(value.certificate);
+      credentials = Object.freeze({ ...value });
+    },
+  });
+  Object.defineProperty(state, 'registrationSecret', {
+    enumerable: true,
+    get: () => registrationSecret,
+    set(value: string | undefined) {
+      redactor.add(value);
+      registrationSecret = value;
+    },
+  });
+  state.credentials = credentials;
+  state.registrationSecret = registrationSecret;
+  for (const path of state.secretConfigPaths) addSecretValues(state, valueAt(state.workerConfig, path));
+  for (const file of state.files) redactor.add(typeof file.content === 'string' ? file.content : undefined);
+  return state;
+}
+
+/** Values (and file contents) that came from a secret: redacted from every log line from now on. */
+export function addSecretValues(state: RunState, value: JsonValue | undefined, files: FileDescriptor[] = []): void {
+  const redactor = redactors.get(state);
+  if (redactor === undefined) return; // a bare state (tests, plugins' own): nothing logs from it
+  const visit = (item: JsonValue | undefined): void => {
+    if (typeof item === 'string') redactor.add(item, MIN_REDACTED_VALUE_LENGTH);
+    else if (Array.isArray(item)) item.forEach(visit);
+    else if (isJsonObject(item)) Object.values(item).forEach(visit);
+  };
+  visit(value);
+  for (const file of files) redactor.add(typeof file.content === 'string' ? file.content : undefined);
+}
+
+function valueAt(value: JsonValue, path: string[]): JsonValue | undefined {
+  let current: JsonValue | undefined = value;
+  for (const key of path) current = isJsonObject(current) || Array.isArray(current) ? (current as Record<string, JsonValue>)[key] : undefined;
+  return current;
 }
 
 /** Check that the provider step produced a usable identity, as Taskcluster does. */

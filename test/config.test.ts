@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { loadRunnerConfig, parseYaml } from '../src/config/load.js';
 import { validateRunnerConfig } from '../src/config/validate.js';
+import { Redactor } from '../src/logging/redact.js';
 import { PluginRegistry } from '../src/registry.js';
 import { runCli, standaloneProvider, STATIC_SECRET, tempDir, writeConfig } from './helpers.js';
 
@@ -83,22 +84,22 @@ t.test('YAML that is not JSON data is refused', async (t) => {
 t.test('files: CRLF and a BOM are accepted; non-UTF-8 is refused', async (t) => {
   const dir = tempDir(t);
   const crlf = writeConfig(dir, '\uFEFFprovider:\r\n  providerType: standalone\r\n  rootURL: https://x\r\n  clientID: c\r\n  accessToken: tokentoken\r\n  workerPoolID: p/w\r\n  workerGroup: g\r\n  workerID: i\r\nworker:\r\n  implementation: dummy\r\n', { name: 'crlf.yaml' });
-  const loaded = await loadRunnerConfig(crlf, { tighten: true, registry });
+  const loaded = await loadRunnerConfig(crlf, { tighten: true, registry, redactor: new Redactor() });
   t.equal(loaded.config.provider['accessToken'], 'tokentoken', 'no stray carriage return in values');
   const latin1 = writeConfig(dir, Buffer.from('provider:\n  providerType: standalone\n  clientID: caf\xe9\n', 'latin1'), { name: 'latin1.yaml' });
-  await t.rejects(loadRunnerConfig(latin1, { tighten: true, registry }), { message: `runner config ${latin1}: line 3: not valid UTF-8; save the file as UTF-8` });
+  await t.rejects(loadRunnerConfig(latin1, { tighten: true, registry, redactor: new Redactor() }), { message: `runner config ${latin1}: line 3: not valid UTF-8; save the file as UTF-8` });
 });
 
 t.test('files: a group-readable config is tightened with a warning; validate only warns', async (t) => {
   const dir = tempDir(t);
   const path = writeConfig(dir, validConfig(), { mode: 0o644 });
-  const checked = await loadRunnerConfig(path, { tighten: false, registry });
+  const checked = await loadRunnerConfig(path, { tighten: false, registry, redactor: new Redactor() });
   t.match(checked.warnings.join('\n'), /is readable by group or others \(mode 0644\)/);
   t.equal(statSync(path).mode & 0o777, 0o644, 'validate changes nothing');
-  const loaded = await loadRunnerConfig(path, { tighten: true, registry });
+  const loaded = await loadRunnerConfig(path, { tighten: true, registry, redactor: new Redactor() });
   t.match(loaded.warnings.join('\n'), /was readable by group or others \(mode 0644\); tightened it to 0600/);
   t.equal(statSync(path).mode & 0o777, 0o600);
-  const again = await loadRunnerConfig(path, { tighten: true, registry });
+  const again = await loadRunnerConfig(path, { tighten: true, registry, redactor: new Redactor() });
   t.same(again.warnings, [], 'no warning once private');
 });
 
@@ -106,17 +107,17 @@ t.test('files: not a regular file, or unreadable by its owner, is refused', asyn
   const dir = tempDir(t);
   const fifo = join(dir, 'fifo.yaml');
   execFileSync('mkfifo', [fifo]);
-  await t.rejects(loadRunnerConfig(fifo, { tighten: true, registry }), { message: `runner config ${fifo}: is a FIFO; it must be a regular file` });
+  await t.rejects(loadRunnerConfig(fifo, { tighten: true, registry, redactor: new Redactor() }), { message: `runner config ${fifo}: is a FIFO; it must be a regular file` });
   const directory = join(dir, 'dir.yaml');
   mkdirSync(directory);
-  await t.rejects(loadRunnerConfig(directory, { tighten: true, registry }), { message: /is a directory; it must be a regular file/ });
-  await t.rejects(loadRunnerConfig('/dev/null', { tighten: true, registry }), { message: /is a device; it must be a regular file/ });
+  await t.rejects(loadRunnerConfig(directory, { tighten: true, registry, redactor: new Redactor() }), { message: /is a directory; it must be a regular file/ });
+  await t.rejects(loadRunnerConfig('/dev/null', { tighten: true, registry, redactor: new Redactor() }), { message: /is a device; it must be a regular file/ });
   const writeOnly = writeConfig(dir, validConfig(), { name: 'wo.yaml', mode: 0o200 });
-  await t.rejects(loadRunnerConfig(writeOnly, { tighten: true, registry }), {
+  await t.rejects(loadRunnerConfig(writeOnly, { tighten: true, registry, redactor: new Redactor() }), {
     message: process.getuid?.() === 0 ? /its owner cannot read it \(mode 0200\)/ : /permission denied/,
   });
   t.equal(statSync(writeOnly).mode & 0o777, 0o200, 'a refused file is left as it was');
-  await t.rejects(loadRunnerConfig(join(dir, 'missing.yaml'), { tighten: true, registry }), { message: /missing\.yaml: no such file$/ });
+  await t.rejects(loadRunnerConfig(join(dir, 'missing.yaml'), { tighten: true, registry, redactor: new Redactor() }), { message: /missing\.yaml: no such file$/ });
 });
 
 t.test('built-in schemas use the validators compiled at build time; a changed schema is compiled afresh', async (t) => {

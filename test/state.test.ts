@@ -1,5 +1,6 @@
 import t from 'tap';
-import { checkProviderResults, emptyRunState, normalizeRootUrl, redactedRunState, type RunState } from '../src/state.js';
+import { Redactor } from '../src/logging/redact.js';
+import { addSecretValues, checkProviderResults, emptyRunState, normalizeRootUrl, redactedRunState, secretKeepingRunState, type RunState } from '../src/state.js';
 
 function completeState(): RunState {
   return {
@@ -57,4 +58,32 @@ t.test('redactedRunState hides credentials, secret-derived values and file conte
   t.same(redacted.workerConfig, { public: 'ok', fromSecret: '<redacted>', nested: { secret: '<redacted>', open: 1 }, list: ['a', '<redacted>'] });
   t.same(redacted.credentials, { clientId: 'c', accessToken: '<redacted>', certificate: '<redacted>' });
   t.equal(state.workerConfig['fromSecret'], 'hide-me', 'the state itself is unchanged');
+});
+
+t.test('a secret-keeping run state registers its secrets with the redactor as they are set', async (t) => {
+  const redactor = new Redactor();
+  const restored = {
+    ...emptyRunState({ fromSecret: { password: 'restored-password-1234' }, plain: 'not-a-secret-value' }),
+    credentials: { clientId: 'c', accessToken: 'restored-access-token' },
+    registrationSecret: 'restored-registration-secret',
+    secretConfigPaths: [['fromSecret']],
+    files: [{ path: '/x', content: 'restored-file-content', encoding: 'utf-8', format: 'file' }],
+  };
+  const state = secretKeepingRunState(restored, redactor);
+  for (const secret of ['restored-password-1234', 'restored-access-token', 'restored-registration-secret', 'restored-file-content']) {
+    t.equal(redactor.redact(`x ${secret} y`), 'x <redacted> y', `restored: ${secret}`);
+  }
+  t.equal(redactor.redact('not-a-secret-value'), 'not-a-secret-value', 'values that did not come from secrets stay');
+
+  state.credentials = { clientId: 'c2', accessToken: 'renewed-access-token', certificate: '{"renewed":"certificate"}' };
+  state.registrationSecret = 'renewed-registration-secret';
+  addSecretValues(state, { api: { key: 'secret-api-key-5678' } }, [{ path: '/y', content: 'secret-file-content', encoding: 'utf-8', format: 'file' }]);
+  for (const secret of ['renewed-access-token', '{"renewed":"certificate"}', 'renewed-registration-secret', 'secret-api-key-5678', 'secret-file-content']) {
+    t.equal(redactor.redact(`x ${secret} y`), 'x <redacted> y', `set later: ${secret}`);
+  }
+  t.throws(() => {
+    (state.credentials as { accessToken: string }).accessToken = 'sneaked-in';
+  }, 'credentials are replaced whole, never edited in place (which would bypass redaction)');
+  t.same(JSON.parse(JSON.stringify(state)).credentials, { clientId: 'c2', accessToken: 'renewed-access-token', certificate: '{"renewed":"certificate"}' }, 'it still serializes (for the cache)');
+  t.equal(JSON.parse(JSON.stringify(state)).registrationSecret, 'renewed-registration-secret');
 });

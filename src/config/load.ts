@@ -4,6 +4,7 @@ import { StartWorkerError } from '../errors.js';
 import { isJsonObject, type JsonValue } from '../json.js';
 import { loadPlugins } from '../plugin-loader.js';
 import type { PluginRegistry } from '../registry.js';
+import type { Redactor } from '../logging/redact.js';
 import type { RunnerConfig } from './types.js';
 import { decodeUtf8, readPrivateFile } from './file.js';
 import { resolveIndirections } from './indirection.js';
@@ -72,13 +73,13 @@ export interface LoadOptions {
   logFormat?: 'text' | 'json';
   /** Where `{env: NAME}` indirections are looked up. */
   env?: NodeJS.ProcessEnv;
+  /** Gets the config's secrets (indirected values, the provider's secret keys) as they are read. */
+  redactor: Redactor;
 }
 
 export interface LoadedConfig {
   config: RunnerConfig;
   warnings: string[];
-  /** Values resolved from `{env}`/`{file}` indirections: secrets to redact. */
-  secrets: string[];
   /** Where values came from besides the file (overrides, --log-format, indirections), for --verbose. */
   sources: string[];
 }
@@ -98,19 +99,23 @@ export async function loadRunnerConfig(path: string, options: LoadOptions): Prom
     raw = { ...raw, logging: { implementation: options.logFormat === 'json' ? 'json' : 'stdio' } };
     sources.push(`logging: set by --log-format ${options.logFormat}`);
   }
-  let secrets: string[] = [];
   if (isJsonObject(raw)) {
     const plugins = raw['plugins'];
     if (Array.isArray(plugins) && plugins.every((p) => typeof p === 'string')) await loadPlugins(plugins, path, options.registry);
     if (raw['provider'] !== undefined) {
       const resolved = await resolveIndirections(raw['provider'], ['provider'], options.env ?? process.env, dirname(resolve(path)));
       raw = { ...raw, provider: resolved.value };
-      secrets = resolved.secrets;
+      for (const secret of resolved.secrets) options.redactor.add(secret);
       sources.push(...resolved.sources);
     }
   }
   const result = await validateRunnerConfig(raw, options.registry);
   const allWarnings = [...warnings, ...result.warnings.map((w) => `${path}: ${w}`)];
   if (result.config === undefined) throw new ConfigProblems(path, result.problems, allWarnings);
-  return { config: result.config, warnings: allWarnings, secrets, sources };
+  const provider = await options.registry.get('provider', result.config.provider.providerType);
+  for (const key of provider.secretKeys ?? []) {
+    const value = result.config.provider[key];
+    if (typeof value === 'string') options.redactor.add(value);
+  }
+  return { config: result.config, warnings: allWarnings, sources };
 }

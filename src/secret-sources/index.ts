@@ -26,7 +26,7 @@ export async function readSecretSources(sources: SecretSourceConfig[], state: Ru
       log.warn(`AWS Secrets Manager secret '${source.secretId}' does not exist; it is optional, continuing without it`);
       continue;
     }
-    applySecret(state, parseSecretValue(value, `AWS Secrets Manager secret '${source.secretId}'`), log);
+    applySecret(state, parseSecretValue(value, `AWS Secrets Manager secret '${source.secretId}'`));
     log.info(`read worker configuration from AWS Secrets Manager secret '${source.secretId}'`);
   }
 }

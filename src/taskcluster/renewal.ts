@@ -129,9 +129,6 @@ export class CredentialRenewal {
     }
     if (this.abort.signal.aborted) return false;
 
-    log.redactor.add(issued.credentials.accessToken);
-    log.redactor.add(issued.credentials.certificate);
-    log.redactor.add(issued.secret);
     state.credentials = issued.credentials;
     state.credentialsExpire = issued.expires;
     state.registrationSecret = issued.secret;

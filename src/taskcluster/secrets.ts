@@ -3,12 +3,9 @@ import { StartWorkerError } from '../errors.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../json.js';
 import type { Logger } from '../logging/logger.js';
 import { contributedPaths, mergeConfig } from '../merge.js';
-import type { FileDescriptor, RunState } from '../state.js';
+import { addSecretValues, type FileDescriptor, type RunState } from '../state.js';
 import { getSecretCall, TaskclusterCallError } from './client.js';
 import { withStartupRetries, type StartupCallSettings } from './registration.js';
-
-/** Secret config values shorter than this are not redacted from logs: they cannot be told from ordinary text. */
-const MIN_REDACTED_VALUE_LENGTH = 8;
 
 /**
  * A secret's content: `{config, files}` (no other top-level keys), or a
@@ -28,28 +25,11 @@ export function parseSecretValue(value: JsonValue, source: string): { config: Js
  * Merge a secret into the run state: its config over the worker config
  * (remembering which values came from it, for redaction) and its files.
  */
-export function applySecret(state: RunState, secret: { config: JsonObject; files: FileDescriptor[] }, log: Logger): void {
+export function applySecret(state: RunState, secret: { config: JsonObject; files: FileDescriptor[] }): void {
   state.secretConfigPaths.push(...contributedPaths(state.workerConfig, secret.config));
   state.workerConfig = mergeConfig(state.workerConfig, secret.config);
   state.files.push(...secret.files);
-  protectSecretValues(secret.config, log);
-  for (const file of secret.files) log.redactor.add(typeof file.content === 'string' ? file.content : undefined);
-}
-
-/** After a restart from the cache: protect again the values that came from secrets. */
-export function protectRestoredSecrets(state: RunState, log: Logger): void {
-  for (const path of state.secretConfigPaths) {
-    let value: JsonValue | undefined = state.workerConfig;
-    for (const key of path) value = isJsonObject(value) || Array.isArray(value) ? (value as Record<string, JsonValue>)[key] : undefined;
-    if (value !== undefined) protectSecretValues(value, log);
-  }
-  for (const file of state.files) log.redactor.add(typeof file.content === 'string' ? file.content : undefined);
-}
-
-function protectSecretValues(value: JsonValue, log: Logger): void {
-  if (typeof value === 'string') log.redactor.add(value, MIN_REDACTED_VALUE_LENGTH);
-  else if (Array.isArray(value)) value.forEach((item) => protectSecretValues(item, log));
-  else if (isJsonObject(value)) Object.values(value).forEach((item) => protectSecretValues(item, log));
+  addSecretValues(state, secret.config, secret.files);
 }
 
 /**
@@ -76,7 +56,7 @@ export async function readTaskclusterSecrets(state: RunState, settings: StartupC
       }
       throw new StartWorkerError(`cannot read worker secrets: ${(err as Error).message}`);
     }
-    applySecret(state, parseSecretValue(value, `secret ${name}`), log);
+    applySecret(state, parseSecretValue(value, `secret ${name}`));
     found += 1;
     log.info(`read worker configuration from secret ${name}`);
   }

@@ -99,7 +99,7 @@ t.test('generic-worker: worker pool ID without a slash, service mode and path/se
   fakeExecutable(join(dir, 'gw'));
   const noSlash = await run(t, { implementation: 'generic-worker', path: join(dir, 'gw'), configPath: join(dir, 'gw.json') }, { providerOverrides: { workerPoolID: 'noslash' } });
   t.equal(noSlash.result.code, 1);
-  t.match(noSlash.result.stderr, /workerPoolId 'noslash' does not contain a '\/'/);
+  t.match(noSlash.result.stderr, /provider\.workerPoolID: must be <provisionerId>\/<workerType>.*'noslash' has no '\/'/, 'refused before boot now');
 
   const base = { provider: standaloneProvider(), getSecrets: false };
   const service = writeConfig(dir, { ...base, worker: { implementation: 'generic-worker', service: 'Generic Worker', configPath: '/x.json' } }, { name: 'svc.yaml' });

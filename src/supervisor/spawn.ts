@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { errorMessage, StartWorkerError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import { LineSplitter } from '../protocol/framing.js';
+import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from '../protocol/framing.js';
 import { WorkerProtocol } from '../protocol/protocol.js';
 import type { RunningWorker, WorkerExit, WorkerLaunch } from './types.js';
 
@@ -20,57 +20,8 @@ export interface SpawnOptions {
  */
 export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): Promise<RunningWorker> {
   const { log } = options;
-  const { execa } = await import('execa');
-  const inherited: Record<string, string | undefined> = { ...process.env };
-  for (const name of launch.removeEnv ?? []) delete inherited[name];
-  const environment = { ...inherited, ...launch.env };
-  // values are not shown: any of them may be a credential
-  log.debug(`spawning ${JSON.stringify([launch.file, ...launch.args])}${launch.cwd ? ` in ${launch.cwd}` : ''}; environment: ${Object.keys(environment).sort().join(' ')}`);
-  const subprocess = execa(launch.file, launch.args, {
-    env: environment,
-    extendEnv: false,
-    cwd: launch.cwd,
-    stdin: 'pipe',
-    stdout: 'pipe',
-    stderr: 'pipe',
-    detached: true,
-    buffer: false,
-    reject: false,
-    encoding: 'buffer',
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      subprocess.once('spawn', resolve);
-      subprocess.once('error', reject);
-    });
-  } catch (err) {
-    throw new StartWorkerError(`cannot start worker ${launch.file}: ${errorMessage(err)}`);
-  }
+  const { subprocess } = await launchProcess(launch, log);
   const pid = subprocess.pid!;
-  void subprocess.catch(() => undefined); // failures are reported through the exit status
-
-  const protocol = new WorkerProtocol({
-    log,
-    toWorker: subprocess.stdin,
-    maxLineBytes: options.maxLineBytes,
-    speaksProtocol: launch.protocol ?? true,
-  });
-  subprocess.stdout.on('data', (chunk: Buffer) => protocol.receive(chunk));
-  subprocess.stdout.once('close', () => protocol.end());
-
-  const stderrLines = new LineSplitter(
-    options.maxLineBytes ?? 1_048_576,
-    (line) => log.workerStderr(line),
-    (bytes) => log.warn(`worker wrote a stderr line of ${bytes} bytes, longer than the limit; dropped it`),
-  );
-  const stderrDone = new Promise<void>((resolve) => {
-    subprocess.stderr.on('data', (chunk: Buffer) => stderrLines.push(chunk));
-    subprocess.stderr.once('close', () => {
-      stderrLines.end();
-      resolve();
-    });
-  });
-
   const killGroup = (): void => {
     try {
       process.kill(-pid, 'SIGKILL');
@@ -78,32 +29,12 @@ export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): 
       // the group is already gone
     }
   };
-  // If the runner itself goes away, do not leave the worker behind.
-  process.once('exit', killGroup);
-
-  const processExit = new Promise<WorkerExit>((resolve) => {
-    subprocess.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-
-  const exited = (async () => {
-    const status = await processExit;
-    // Read the protocol to the end before acting on the exit, so the last
-    // messages are not lost; a leftover child holding stdout open gets a
-    // few seconds, then the group is killed.
-    const drained = await Promise.race([
-      Promise.all([protocol.eof, stderrDone]).then(() => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), OUTPUT_DRAIN_MS).unref()),
-    ]);
-    if (!drained) log.warn("worker exited but something it started still holds its output open; killing its process group");
-    killGroup(); // no orphans: whatever the worker left in its group goes with it
-    await Promise.all([protocol.eof, stderrDone]);
-    process.removeListener('exit', killGroup);
-    return status;
-  })();
+  const protocol = new WorkerProtocol({ log, toWorker: subprocess.stdin, maxLineBytes: options.maxLineBytes, speaksProtocol: launch.protocol ?? true });
+  const outputDone = wireOutput(subprocess, protocol, options);
+  const exited = awaitExit(subprocess, outputDone, killGroup, log);
 
   await setOomScoreAdj(pid, log);
   protocol.start();
-
   return {
     protocol,
     exited,
@@ -119,6 +50,84 @@ export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): 
     },
     kill: killGroup,
   };
+}
+
+/** Spawn the process in its own group, with the environment the launch asks for. */
+function startProcess(execa: typeof import('execa').execa, launch: WorkerLaunch, log: Logger) {
+  const inherited: Record<string, string | undefined> = { ...process.env };
+  for (const name of launch.removeEnv ?? []) delete inherited[name];
+  const environment = { ...inherited, ...launch.env };
+  // values are not shown: any of them may be a credential
+  log.debug(`spawning ${JSON.stringify([launch.file, ...launch.args])}${launch.cwd ? ` in ${launch.cwd}` : ''}; environment: ${Object.keys(environment).sort().join(' ')}`);
+  return execa(launch.file, launch.args, {
+    env: environment,
+    extendEnv: false,
+    cwd: launch.cwd,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    detached: true,
+    buffer: false,
+    reject: false,
+    encoding: 'buffer',
+  });
+}
+
+type WorkerProcess = ReturnType<typeof startProcess>;
+
+/** The started process, once it has spawned (wrapped: the subprocess is itself a promise). */
+async function launchProcess(launch: WorkerLaunch, log: Logger): Promise<{ subprocess: WorkerProcess }> {
+  const { execa } = await import('execa');
+  const subprocess = startProcess(execa, launch, log);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      subprocess.once('spawn', resolve);
+      subprocess.once('error', reject);
+    });
+  } catch (err) {
+    throw new StartWorkerError(`cannot start worker ${launch.file}: ${errorMessage(err)}`);
+  }
+  void subprocess.catch(() => undefined); // failures are reported through the exit status
+  return { subprocess };
+}
+
+/** stdout to the protocol, stderr line by line to the log; resolves when both have ended. */
+function wireOutput(subprocess: WorkerProcess, protocol: WorkerProtocol, options: SpawnOptions): Promise<void> {
+  const { log } = options;
+  subprocess.stdout.on('data', (chunk: Buffer) => protocol.receive(chunk));
+  subprocess.stdout.once('close', () => protocol.end());
+  const stderrLines = new LineSplitter(
+    options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+    (line) => log.workerStderr(line),
+    (bytes) => log.warn(`worker wrote a stderr line of ${bytes} bytes, longer than the limit; dropped it`),
+  );
+  const stderrDone = new Promise<void>((resolve) => {
+    subprocess.stderr.on('data', (chunk: Buffer) => stderrLines.push(chunk));
+    subprocess.stderr.once('close', () => {
+      stderrLines.end();
+      resolve();
+    });
+  });
+  return Promise.all([protocol.eof, stderrDone]).then(() => undefined);
+}
+
+/**
+ * The worker's exit, acted on only once its output has been read to the
+ * end, so the last messages are not lost; a leftover child holding the
+ * output open gets a few seconds. Whatever the worker left in its group is
+ * killed, and so is the group if the runner itself goes away.
+ */
+async function awaitExit(subprocess: WorkerProcess, outputDone: Promise<void>, killGroup: () => void, log: Logger): Promise<WorkerExit> {
+  process.once('exit', killGroup);
+  const status = await new Promise<WorkerExit>((resolve) => subprocess.once('exit', (code, signal) => resolve({ code, signal })));
+  let timer: NodeJS.Timeout | undefined;
+  const drained = await Promise.race([outputDone.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), OUTPUT_DRAIN_MS)))]);
+  clearTimeout(timer);
+  if (!drained) log.warn('worker exited but something it started still holds its output open; killing its process group');
+  killGroup();
+  await outputDone;
+  process.removeListener('exit', killGroup);
+  return status;
 }
 
 let runnerOomAdjusted = false;

@@ -9,14 +9,18 @@ export type {
   PluginDescriptor,
   Provider,
   ProviderPlugin,
-  RunningWorker,
-  TerminationControl,
   TerminationRequest,
+  TerminationRequester,
+  Worker,
   WorkerExit,
-  WorkerImplementation,
   WorkerLaunch,
   WorkerPlugin,
+  WorkerProcess,
   WorkerSpawner,
+  // the old names, kept for plugins written against them
+  RunningWorker,
+  TerminationControl,
+  WorkerImplementation,
 } from './plugin.js';
 export type { LogDestination, Logger, LogLevel, LogSource } from './logging/logger.js';
 export type { Credentials, FileDescriptor, RunState } from './state.js';

@@ -8,10 +8,10 @@ import type { LogDestination, Logger } from './logging/logger.js';
 import type { RunnerConfig } from './config/types.js';
 import type { JsonSchema } from './schema.js';
 import type { RunState } from './state.js';
-import type { RunningWorker, WorkerSpawner } from './supervisor/types.js';
+import type { WorkerProcess, WorkerSpawner } from './supervisor/types.js';
 import type { TerminationRequest } from './protocol/messages.js';
 
-export type { RunningWorker, WorkerExit, WorkerSpawner, WorkerLaunch } from './supervisor/types.js';
+export type { WorkerProcess, WorkerExit, WorkerSpawner, WorkerLaunch } from './supervisor/types.js';
 export type { TerminationRequest } from './protocol/messages.js';
 
 /** What every plugin module exports: a name, a schema for its config section, usage text and a factory. */
@@ -42,7 +42,7 @@ export interface PluginContext {
 export type IdentityProof = JsonObject;
 
 /** Lets providers and the renewal timer ask for the worker to stop. */
-export interface TerminationControl {
+export interface TerminationRequester {
   /** Ask the worker to stop: a graceful-termination message when agreed, else its termination signal. */
   requestTermination(request: TerminationRequest): void;
 }
@@ -56,7 +56,7 @@ export interface Provider {
   /** Called instead of configureRun when the run state was restored from the cache. */
   useCachedRun(state: RunState): Promise<void>;
   /** The worker is running: start watching for the cloud taking the machine away. */
-  workerStarted(control: TerminationControl): void;
+  workerStarted(control: TerminationRequester): void;
   /** The worker has exited: stop watching (and, for some clouds, acknowledge notices). */
   workerFinished(state: RunState): Promise<void>;
 }
@@ -75,19 +75,19 @@ export interface ProviderPlugin<Config extends object = JsonObject>
   canRegisterAgain?: boolean;
 }
 
-export interface WorkerImplementation {
+export interface Worker {
   /** Add the worker's configuration to the run state (config file contents, paths). */
   configureRun(state: RunState): Promise<void>;
   /** Called instead of configureRun when the run state was restored from the cache. */
   useCachedRun(state: RunState): Promise<void>;
   /** Start the worker; `spawn` runs a real process speaking the protocol. */
-  startWorker(state: RunState, spawn: WorkerSpawner): Promise<RunningWorker>;
+  startWorker(state: RunState, spawn: WorkerSpawner): Promise<WorkerProcess>;
   /** True when this exit means the worker asked for the machine to reboot (it stays registered). */
   rebootRequested?(exitCode: number): boolean;
 }
 
 export type WorkerPlugin<Config extends object = JsonObject> = PluginDescriptor<
-  WorkerImplementation,
+  Worker,
   Config & { implementation: string }
 >;
 
@@ -95,3 +95,10 @@ export type LoggingPlugin<Config extends object = JsonObject> = PluginDescriptor
   LogDestination,
   Config & { implementation: string }
 >;
+
+/** @deprecated the old name of TerminationRequester. */
+export type TerminationControl = TerminationRequester;
+/** @deprecated the old name of Worker. */
+export type WorkerImplementation = Worker;
+/** @deprecated the old name of WorkerProcess. */
+export type RunningWorker = WorkerProcess;

@@ -10,11 +10,11 @@ import { loadRunnerConfig } from './config/load.js';
 import type { Override } from './config/overrides.js';
 import type { RunnerConfig } from './config/types.js';
 import { StartWorkerError, errorMessage } from './errors.js';
-import { ExitManager } from './exit.js';
+import { Decommissioner } from './decommission.js';
 import { writeFiles } from './files.js';
 import { Hooks, type HookStep } from './hooks.js';
 import type { Logger } from './logging/logger.js';
-import type { IdentityProof, PluginContext, Provider, ProviderPlugin, RunningWorker, WorkerImplementation, WorkerSpawner } from './plugin.js';
+import type { IdentityProof, PluginContext, Provider, ProviderPlugin, WorkerProcess, Worker, WorkerSpawner } from './plugin.js';
 import { PluginRegistry } from './registry.js';
 import { readSecretSources } from './secret-sources/index.js';
 import { readStateCache, writeStateCache } from './state-cache.js';
@@ -23,7 +23,8 @@ import { exitStatusCode } from './supervisor/exit-status.js';
 import { StartupInterrupted, StartupSignals } from './supervisor/startup-signals.js';
 import { TerminationController } from './supervisor/termination.js';
 import { ErrorReporter } from './taskcluster/error-report.js';
-import { registerWorker, type StartupCallSettings } from './taskcluster/registration.js';
+import type { CallSettings } from './taskcluster/client.js';
+import { registerWorker } from './taskcluster/registration.js';
 import { CredentialRenewal } from './taskcluster/renewal.js';
 import { readTaskclusterSecrets } from './taskcluster/secrets.js';
 
@@ -45,15 +46,15 @@ interface Run {
   config: RunnerConfig;
   providerPlugin: ProviderPlugin<object>;
   provider: Provider;
-  workerImplementation: WorkerImplementation;
-  settings: StartupCallSettings;
+  workerImplementation: Worker;
+  settings: CallSettings;
   hooks: Hooks;
   log: Logger;
   state: RunState;
   /** True for a run restored from `cacheOverRestarts`. */
   cached: boolean;
   identityProof?: IdentityProof;
-  worker?: RunningWorker;
+  worker?: WorkerProcess;
   termination?: TerminationController;
   signals: StartupSignals;
 }
@@ -83,16 +84,16 @@ const STARTUP_STEPS: readonly StartupStep[] = [
 /** Run the worker described by the runner config; resolves to the runner's exit code. */
 export async function runWorker(options: RunOptions): Promise<number> {
   const run = await prepareRun(options);
-  const exit = new ExitManager({ state: run.state, dynamic: run.providerPlugin.dynamic, shutdownCommand: run.config.shutdownCommand, settings: run.settings, log: run.log });
+  const decommissioner = new Decommissioner({ state: run.state, dynamic: run.providerPlugin.dynamic, shutdownCommand: run.config.shutdownCommand, settings: run.settings, log: run.log });
   try {
     await runStartupSteps(run);
   } catch (err) {
     run.signals.handOver();
     if (err instanceof StartupInterrupted) return err.exitCode;
-    await startupFailed(run, exit, err);
+    await startupFailed(run, decommissioner, err);
     throw err;
   }
-  return supervise(run, run.worker!, run.termination!, exit);
+  return supervise(run, run.worker!, run.termination!, decommissioner);
 }
 
 /** Load and validate the runner config, then log where it says; create the plugins and restore a cached run. */
@@ -119,7 +120,7 @@ async function prepareRun(options: RunOptions): Promise<Run> {
     workerImplementation: (await registry.get('worker', config.worker.implementation)).create(config.worker, context),
     settings: {
       requestTimeoutMs: config.requestTimeout * 1000,
-      retryWindowMs: config.startupRetryWindow * 1000,
+      startupRetryWindowMs: config.startupRetryWindow * 1000,
       ...(options.tls ? { tls: options.tls } : {}),
     },
     hooks: new Hooks(config.hooks ?? {}, log),
@@ -236,23 +237,23 @@ async function startWorker(run: Run): Promise<void> {
  * dynamically provisioned one reports the failure and goes away instead of
  * idling.
  */
-async function startupFailed(run: Run, exit: ExitManager, err: unknown): Promise<void> {
+async function startupFailed(run: Run, decommissioner: Decommissioner, err: unknown): Promise<void> {
   const { providerPlugin, config, state, settings, log } = run;
   const identified = run.cached || state.workerId !== '';
   if (!identified || !providerPlugin.dynamic || !(config.shutdownOnStartupFailure ?? true)) return;
   log.error(`startup failed: ${errorMessage(err)}`);
   const reporter = state.credentials.clientId === '' ? undefined : new ErrorReporter(state, settings, log);
-  await exit.startupFailed(err, reporter);
+  await decommissioner.startupFailed(err, reporter);
 }
 
 /** Supervise the running worker until it exits, then finish the run. */
-async function supervise(run: Run, worker: RunningWorker, termination: TerminationController, exit: ExitManager): Promise<number> {
+async function supervise(run: Run, worker: WorkerProcess, termination: TerminationController, decommissioner: Decommissioner): Promise<number> {
   const { provider, workerImplementation, hooks, state, settings, log, config } = run;
   const reporter = new ErrorReporter(state, settings, log);
   worker.protocol.setHandlers({
     errorReport: (report) => reporter.report(report),
     shutdown: () => {
-      if (!exit.shutdownRequested()) termination.shutdownNotPossible();
+      if (!decommissioner.shutdownRequested()) termination.shutdownNotPossible();
     },
   });
   const onRenewed = config.cacheOverRestarts === undefined ? undefined : (renewed: RunState) => writeStateCache(config.cacheOverRestarts!, renewed);
@@ -270,7 +271,7 @@ async function supervise(run: Run, worker: RunningWorker, termination: Terminati
   await reporter.flush(REPORT_FLUSH_MS);
   const rebootRequested = workerImplementation.rebootRequested?.(code) ?? false;
   if (rebootRequested) log.info(`the worker asked for a reboot (exit code ${code}); leaving it registered`);
-  await exit.workerExited(rebootRequested);
+  await decommissioner.workerExited(rebootRequested);
   return code;
 }
 

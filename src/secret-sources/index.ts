@@ -1,16 +1,13 @@
 /** Secret sources beyond the Taskcluster secrets service, read after it in order (runner config `secrets`). */
-import type { AgentOptions } from 'node:https';
+import type { CallSettings } from '../call-settings.js';
 import type { Logger } from '../logging/logger.js';
 import type { RunState } from '../state.js';
-import { applySecret, parseSecretValue } from '../taskcluster/secrets.js';
+import { applySecret, parseSecretValue } from '../secret-value.js';
 import { withRetries } from '../util/backoff.js';
 import { SecretSourceError, readAwsSecret } from './aws-secrets-manager.js';
 import type { SecretSourceConfig } from './schema.js';
 
-export interface SecretSourceSettings {
-  requestTimeoutMs: number;
-  tls?: AgentOptions;
-  retryWindowMs: number;
+export interface SecretSourceSettings extends CallSettings {
   /** The region of the aws provider, when that is the provider. */
   awsRegion: string | undefined;
 }
@@ -18,7 +15,7 @@ export interface SecretSourceSettings {
 export async function readSecretSources(sources: SecretSourceConfig[], state: RunState, settings: SecretSourceSettings, log: Logger): Promise<void> {
   for (const source of sources) {
     const value = await withRetries(() => readAwsSecret(source, { region: settings.awsRegion, requestTimeoutMs: settings.requestTimeoutMs, tls: settings.tls }), {
-      deadline: Date.now() + settings.retryWindowMs,
+      deadline: Date.now() + settings.startupRetryWindowMs,
       isTransient: (err) => err instanceof SecretSourceError && err.transient,
       onRetry: (err, attempt, delayMs) => log.warn(`${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
     });

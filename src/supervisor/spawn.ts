@@ -3,7 +3,7 @@ import { errorMessage, StartWorkerError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from '../protocol/framing.js';
 import { WorkerProtocol } from '../protocol/protocol.js';
-import type { RunningWorker, WorkerExit, WorkerLaunch } from './types.js';
+import type { WorkerProcess, WorkerExit, WorkerLaunch } from './types.js';
 
 /** How long to wait for the worker's output to end after it exited, before killing what holds it open. */
 const OUTPUT_DRAIN_MS = 5000;
@@ -18,7 +18,7 @@ export interface SpawnOptions {
  * leads its own process group, so a forced stop, and the clean-up after it
  * exits, reach everything it started.
  */
-export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): Promise<RunningWorker> {
+export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): Promise<WorkerProcess> {
   const { log } = options;
   const { subprocess } = await launchProcess(launch, log);
   const pid = subprocess.pid!;
@@ -73,10 +73,10 @@ function startProcess(execa: typeof import('execa').execa, launch: WorkerLaunch,
   });
 }
 
-type WorkerProcess = ReturnType<typeof startProcess>;
+type ChildWorker = ReturnType<typeof startProcess>;
 
 /** The started process, once it has spawned (wrapped: the subprocess is itself a promise). */
-async function launchProcess(launch: WorkerLaunch, log: Logger): Promise<{ subprocess: WorkerProcess }> {
+async function launchProcess(launch: WorkerLaunch, log: Logger): Promise<{ subprocess: ChildWorker }> {
   const { execa } = await import('execa');
   const subprocess = startProcess(execa, launch, log);
   try {
@@ -92,7 +92,7 @@ async function launchProcess(launch: WorkerLaunch, log: Logger): Promise<{ subpr
 }
 
 /** stdout to the protocol, stderr line by line to the log; resolves when both have ended. */
-function wireOutput(subprocess: WorkerProcess, protocol: WorkerProtocol, options: SpawnOptions): Promise<void> {
+function wireOutput(subprocess: ChildWorker, protocol: WorkerProtocol, options: SpawnOptions): Promise<void> {
   const { log } = options;
   subprocess.stdout.on('data', (chunk: Buffer) => protocol.receive(chunk));
   subprocess.stdout.once('close', () => protocol.end());
@@ -117,7 +117,7 @@ function wireOutput(subprocess: WorkerProcess, protocol: WorkerProtocol, options
  * output open gets a few seconds. Whatever the worker left in its group is
  * killed, and so is the group if the runner itself goes away.
  */
-async function awaitExit(subprocess: WorkerProcess, outputDone: Promise<void>, killGroup: () => void, log: Logger): Promise<WorkerExit> {
+async function awaitExit(subprocess: ChildWorker, outputDone: Promise<void>, killGroup: () => void, log: Logger): Promise<WorkerExit> {
   process.once('exit', killGroup);
   const status = await new Promise<WorkerExit>((resolve) => subprocess.once('exit', (code, signal) => resolve({ code, signal })));
   let timer: NodeJS.Timeout | undefined;

@@ -1,6 +1,6 @@
 import type { Logger } from '../logging/logger.js';
 import type { TerminationRequest } from '../protocol/messages.js';
-import type { RunningWorker } from './types.js';
+import type { WorkerProcess } from './types.js';
 
 /**
  * How long a termination request waits for a worker that has not said hello
@@ -47,7 +47,7 @@ export class TerminationController {
   private removeSignalHandlers: (() => void) | undefined;
 
   constructor(
-    private readonly worker: RunningWorker,
+    private readonly worker: WorkerProcess,
     private readonly log: Logger,
     /** Told about each request that reaches the worker (the first, and an escalation). */
     private readonly onNotice: (request: TerminationRequest) => void = () => undefined,

@@ -30,7 +30,7 @@ export interface WorkerLaunch {
 }
 
 /** A started worker, as the run sequence supervises it. */
-export interface RunningWorker {
+export interface WorkerProcess {
   readonly protocol: WorkerProtocol;
   /** Resolves when the worker has exited and its output has been read to the end. */
   readonly exited: Promise<WorkerExit>;
@@ -43,4 +43,4 @@ export interface RunningWorker {
   kill(): void;
 }
 
-export type WorkerSpawner = (launch: WorkerLaunch) => Promise<RunningWorker>;
+export type WorkerSpawner = (launch: WorkerLaunch) => Promise<WorkerProcess>;

@@ -7,16 +7,12 @@
 import type { AgentOptions } from 'node:https';
 import { StartWorkerError, errorMessage } from '../errors.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../json.js';
+import type { CallSettings } from '../call-settings.js';
 import type { Credentials } from '../state.js';
 
-export interface TaskclusterSettings {
-  /** Timeout of one request (ms). */
-  requestTimeoutMs: number;
-  /** TLS settings for the Taskcluster and secret-store endpoints. */
-  tls?: AgentOptions;
-}
+export type { CallSettings } from '../call-settings.js';
 
-export interface ClientTarget extends TaskclusterSettings {
+export interface ClientTarget extends CallSettings {
   rootUrl: string;
   /** Without credentials, calls are unauthenticated (registerWorker). */
   credentials?: Credentials;

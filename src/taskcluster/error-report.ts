@@ -5,7 +5,7 @@ import type { Logger } from '../logging/logger.js';
 import type { ErrorReport } from '../protocol/messages.js';
 import type { RunState } from '../state.js';
 import { withRetries } from '../util/backoff.js';
-import { isTransient, reportWorkerErrorCall, type TaskclusterSettings } from './client.js';
+import { isTransient, reportWorkerErrorCall, type CallSettings } from './client.js';
 
 const KIND_MAX = 128;
 const TITLE_MAX = 128;
@@ -43,7 +43,7 @@ export class ErrorReporter {
 
   constructor(
     private readonly state: RunState,
-    private readonly settings: TaskclusterSettings,
+    private readonly settings: CallSettings,
     private readonly log: Logger,
   ) {}
 

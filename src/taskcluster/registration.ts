@@ -6,13 +6,8 @@ import type { Logger } from '../logging/logger.js';
 import { mergeConfig } from '../merge.js';
 import type { IdentityProof } from '../plugin.js';
 import type { FileDescriptor, RunState } from '../state.js';
-import { withRetries } from '../util/backoff.js';
-import { isTransient, registerWorkerCall, type TaskclusterSettings } from './client.js';
-
-export interface StartupCallSettings extends TaskclusterSettings {
-  /** How long (ms) startup calls retry transient failures. */
-  retryWindowMs: number;
-}
+import { registerWorkerCall, type CallSettings } from './client.js';
+import { withStartupRetries } from './startup-retry.js';
 
 /** `generic-worker` → `genericWorker`, the key worker-manager nests a worker's config under. */
 export function camelCaseImplementation(implementation: string): string {
@@ -48,16 +43,6 @@ export function systemBootTime(): string {
   return new Date(Date.now() - uptime() * 1000).toISOString();
 }
 
-/** Call a startup operation, retrying transient failures within the startup window. */
-export function withStartupRetries<T>(what: string, settings: StartupCallSettings, log: Logger, operation: () => Promise<T>): Promise<T> {
-  return withRetries(operation, {
-    deadline: Date.now() + settings.retryWindowMs,
-    isTransient,
-    onRetry: (err, attempt, delayMs) =>
-      log.warn(`${what}: ${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
-  });
-}
-
 /**
  * Register with worker-manager (unauthenticated; the identity proof is the
  * authentication) and store the credentials, their expiry, the
@@ -67,7 +52,7 @@ export async function registerWorker(
   state: RunState,
   proof: IdentityProof,
   implementation: string,
-  settings: StartupCallSettings,
+  settings: CallSettings,
   log: Logger,
 ): Promise<void> {
   log.info(`registering with worker-manager at ${state.rootUrl}`);

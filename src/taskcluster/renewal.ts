@@ -1,12 +1,12 @@
 /** Renewing the worker's credentials with reregisterWorker before they expire. */
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import type { TerminationControl } from '../plugin.js';
+import type { TerminationRequester } from '../plugin.js';
 import type { WorkerProtocol } from '../protocol/protocol.js';
 import type { RunState } from '../state.js';
 import { withRetries } from '../util/backoff.js';
 import { sleepUntil } from '../util/wall-clock.js';
-import { isTransient, reregisterWorkerCall, type TaskclusterSettings } from './client.js';
+import { isTransient, reregisterWorkerCall, type CallSettings } from './client.js';
 
 const MINUTE = 60_000;
 
@@ -35,8 +35,8 @@ export function renewalSafetyMarginMs(remainingAtStart: number): number {
 export interface RenewalOptions {
   state: RunState;
   protocol: WorkerProtocol;
-  termination: TerminationControl;
-  settings: TaskclusterSettings;
+  termination: TerminationRequester;
+  settings: CallSettings;
   log: Logger;
   /** Called after each renewal (to rewrite the state cache); a failure stops the worker. */
   onRenewed?: (state: RunState) => Promise<void>;

@@ -1,43 +1,18 @@
 /** Worker configuration and files from the Taskcluster secrets service. */
 import { StartWorkerError } from '../errors.js';
-import { isJsonObject, type JsonObject, type JsonValue } from '../json.js';
+import type { JsonValue } from '../json.js';
 import type { Logger } from '../logging/logger.js';
-import { contributedPaths, mergeConfig } from '../merge.js';
-import { addSecretValues, type FileDescriptor, type RunState } from '../state.js';
-import { getSecretCall, TaskclusterCallError } from './client.js';
-import { withStartupRetries, type StartupCallSettings } from './registration.js';
-
-/**
- * A secret's content: `{config, files}` (no other top-level keys), or a
- * legacy flat configuration object.
- */
-export function parseSecretValue(value: JsonValue, source: string): { config: JsonObject; files: FileDescriptor[] } {
-  if (!isJsonObject(value)) throw new StartWorkerError(`${source}: the secret must be an object`);
-  const keys = Object.keys(value);
-  if (keys.length === 0 || !keys.every((key) => key === 'config' || key === 'files')) return { config: value, files: [] };
-  const { config = {}, files = [] } = value;
-  if (!isJsonObject(config)) throw new StartWorkerError(`${source}: config must be an object`);
-  if (!Array.isArray(files) || !files.every(isJsonObject)) throw new StartWorkerError(`${source}: files must be a list of file descriptions`);
-  return { config, files: files as unknown as FileDescriptor[] };
-}
-
-/**
- * Merge a secret into the run state: its config over the worker config
- * (remembering which values came from it, for redaction) and its files.
- */
-export function applySecret(state: RunState, secret: { config: JsonObject; files: FileDescriptor[] }): void {
-  state.secretConfigPaths.push(...contributedPaths(state.workerConfig, secret.config));
-  state.workerConfig = mergeConfig(state.workerConfig, secret.config);
-  state.files.push(...secret.files);
-  addSecretValues(state, secret.config, secret.files);
-}
+import { applySecret, parseSecretValue } from '../secret-value.js';
+import type { RunState } from '../state.js';
+import { getSecretCall, TaskclusterCallError, type CallSettings } from './client.js';
+import { withStartupRetries } from './startup-retry.js';
 
 /**
  * Read `worker-type:<pool>` (legacy; 404 and 403 are fine) and then
  * `worker-pool:<pool>` (404 and 410 are fine, with a warning); the later one
  * wins on merge.
  */
-export async function readTaskclusterSecrets(state: RunState, settings: StartupCallSettings, log: Logger): Promise<void> {
+export async function readTaskclusterSecrets(state: RunState, settings: CallSettings, log: Logger): Promise<void> {
   const target = { ...settings, rootUrl: state.rootUrl, credentials: state.credentials };
   const sources = [
     { name: `worker-type:${state.workerPoolId}`, absent: [404, 403] },

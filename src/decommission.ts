@@ -7,23 +7,23 @@ import { errorMessage } from './errors.js';
 import type { Logger } from './logging/logger.js';
 import type { RunState } from './state.js';
 import { withRetries } from './util/backoff.js';
-import { isTransient, removeWorkerCall, type TaskclusterSettings } from './taskcluster/client.js';
+import { isTransient, removeWorkerCall, type CallSettings } from './taskcluster/client.js';
 import type { ErrorReporter } from './taskcluster/error-report.js';
 
-export interface ExitOptions {
+export interface DecommissionOptions {
   state: RunState;
   /** True for providers whose machines worker-manager created (aws, azure, google, dynamic plugins). */
   dynamic: boolean;
   /** argv of the command that powers the machine off. */
   shutdownCommand: string[];
-  settings: TaskclusterSettings;
+  settings: CallSettings;
   log: Logger;
 }
 
-export class ExitManager {
+export class Decommissioner {
   private removal: Promise<void> | undefined;
 
-  constructor(private readonly options: ExitOptions) {}
+  constructor(private readonly options: DecommissionOptions) {}
 
   /**
    * The worker sent `shutdown`: the machine is not needed any more. True when

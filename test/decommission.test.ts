@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ExitManager } from '../src/exit.js';
+import { Decommissioner } from '../src/decommission.js';
 import { emptyRunState, type RunState } from '../src/state.js';
 import { ErrorReporter } from '../src/taskcluster/error-report.js';
 import { registerWorker } from '../src/taskcluster/registration.js';
@@ -8,7 +8,7 @@ import { captureLogger } from './log-capture.js';
 import { recordingShutdown, tempDir, waitFor } from './helpers.js';
 
 const POOL = 'proj/dynamic';
-const settings = { requestTimeoutMs: 5000, retryWindowMs: 5000 };
+const settings = { requestTimeoutMs: 5000, startupRetryWindowMs: 5000 };
 
 /** A dynamically provisioned worker registered with the fake, as the aws provider would. */
 async function registered(t: { teardown(fn: () => void | Promise<void>): void }) {
@@ -28,7 +28,7 @@ async function registered(t: { teardown(fn: () => void | Promise<void>): void })
   };
   await registerWorker(state, { document: '{}', signature: 'sig' }, 'dummy', settings, log);
   const shutdown = recordingShutdown(tempDir(t));
-  const exit = (dynamic = true) => new ExitManager({ state, dynamic, shutdownCommand: shutdown.command, settings, log });
+  const exit = (dynamic = true) => new Decommissioner({ state, dynamic, shutdownCommand: shutdown.command, settings, log });
   const removed = () => fake.workers.get(`${POOL}/us-east-1/i-0123`)!.removed;
   return { fake, state, log, records, shutdown, exit, removed };
 }

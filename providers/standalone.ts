@@ -33,6 +33,7 @@ export const workerLocationSchema: JsonSchema = {
 const plugin: ProviderPlugin<StandaloneConfig> = {
   name: 'standalone',
   dynamic: false,
+  registers: false,
   secretKeys: ['accessToken'],
   schema: {
     type: 'object',

@@ -73,6 +73,12 @@ export interface ProviderPlugin<Config extends object = JsonObject>
    * credentials that have expired then mean a fresh run instead of an error.
    */
   canRegisterAgain?: boolean;
+  /**
+   * False when the provider never registers with worker-manager (its
+   * configureRun returns no identity proof): start-worker then does not
+   * load the Taskcluster client ahead of need. Default true.
+   */
+  registers?: boolean;
 }
 
 export interface Worker {
@@ -86,10 +92,10 @@ export interface Worker {
   rebootRequested?(exitCode: number): boolean;
 }
 
-export type WorkerPlugin<Config extends object = JsonObject> = PluginDescriptor<
-  Worker,
-  Config & { implementation: string }
->;
+export interface WorkerPlugin<Config extends object = JsonObject> extends PluginDescriptor<Worker, Config & { implementation: string }> {
+  /** False when the worker runs inside start-worker, with no process to spawn (dummy). Default true. */
+  spawnsProcess?: boolean;
+}
 
 export type LoggingPlugin<Config extends object = JsonObject> = PluginDescriptor<
   LogDestination,

@@ -14,16 +14,17 @@ import { Decommissioner } from './decommission.js';
 import { writeFiles } from './files.js';
 import { Hooks, type HookStep } from './hooks.js';
 import type { Logger } from './logging/logger.js';
-import type { IdentityProof, PluginContext, Provider, ProviderPlugin, WorkerProcess, Worker, WorkerSpawner } from './plugin.js';
+import type { IdentityProof, PluginContext, Provider, ProviderPlugin, Worker, WorkerPlugin, WorkerProcess, WorkerSpawner } from './plugin.js';
 import { PluginRegistry } from './registry.js';
 import { readSecretSources } from './secret-sources/index.js';
+import { applySecrets } from './secret-value.js';
 import { readStateCache, writeStateCache } from './state-cache.js';
 import { checkProviderResults, emptyRunState, secretKeepingRunState, type RunState } from './state.js';
 import { exitStatusCode } from './supervisor/exit-status.js';
 import { StartupInterrupted, StartupSignals } from './supervisor/startup-signals.js';
 import { TerminationController } from './supervisor/termination.js';
 import { ErrorReporter } from './taskcluster/error-report.js';
-import type { CallSettings } from './taskcluster/client.js';
+import { preloadTaskclusterClient, type CallSettings } from './taskcluster/client.js';
 import { registerWorker } from './taskcluster/registration.js';
 import { CredentialRenewal } from './taskcluster/renewal.js';
 import { readTaskclusterSecrets } from './taskcluster/secrets.js';
@@ -46,6 +47,7 @@ interface Run {
   config: RunnerConfig;
   providerPlugin: ProviderPlugin<object>;
   provider: Provider;
+  workerPlugin: WorkerPlugin<object>;
   workerImplementation: Worker;
   settings: CallSettings;
   hooks: Hooks;
@@ -111,13 +113,15 @@ async function prepareRun(options: RunOptions): Promise<Run> {
     log.warn('TLS CERTIFICATES ARE NOT VERIFIED (--no-verify-certs): anyone on the network path can impersonate Taskcluster and the secret stores');
   }
   const providerPlugin = await registry.get('provider', config.provider.providerType);
+  const workerPlugin = await registry.get('worker', config.worker.implementation);
   const signals = new StartupSignals(log);
   const cached = config.cacheOverRestarts === undefined ? undefined : await readCachedRun(config.cacheOverRestarts, providerPlugin, log);
   return {
     config,
     providerPlugin,
     provider: providerPlugin.create(config.provider, context),
-    workerImplementation: (await registry.get('worker', config.worker.implementation)).create(config.worker, context),
+    workerPlugin,
+    workerImplementation: workerPlugin.create(config.worker, context),
     settings: {
       requestTimeoutMs: config.requestTimeout * 1000,
       startupRetryWindowMs: config.startupRetryWindow * 1000,
@@ -136,6 +140,7 @@ async function prepareRun(options: RunOptions): Promise<Run> {
  * SIGTERM or SIGINT before the worker runs ends startup (StartupInterrupted).
  */
 async function runStartupSteps(run: Run): Promise<void> {
+  preloadLaterSteps(run);
   const durations: [string, number][] = [];
   let spawned: { uptimeSeconds: number; sinceProcessStartMs: number } | undefined;
   for (const step of STARTUP_STEPS) {
@@ -152,6 +157,13 @@ async function runStartupSteps(run: Run): Promise<void> {
     run.log.debug(`step ${step.name} took ${Date.now() - stepStarted} ms`);
   }
   if (spawned) logBootSummary(run.log, spawned, durations);
+}
+
+/** Start loading what later steps need while the provider's metadata requests are in flight. */
+function preloadLaterSteps(run: Run): void {
+  const { config, providerPlugin, workerPlugin, settings } = run;
+  if (config.getSecrets || providerPlugin.registers !== false || providerPlugin.dynamic) preloadTaskclusterClient(settings.tls);
+  if (workerPlugin.spawnsProcess !== false) void import('./supervisor/spawn.js').catch(() => undefined);
 }
 
 async function runPostHooks(run: Run, step: StartupStep): Promise<void> {
@@ -202,8 +214,12 @@ async function identify(run: Run): Promise<void> {
 /** The Taskcluster secrets, then the other secret sources, in order. */
 async function readSecrets(run: Run): Promise<void> {
   const { config, state, settings, log } = run;
-  if (config.getSecrets) await readTaskclusterSecrets(state, settings, log);
-  await readSecretSources(config.secrets, state, { ...settings, awsRegion: awsRegion(config, state) }, log);
+  // independent reads go out together; their order decides the merge
+  const [taskcluster, sources] = await Promise.all([
+    config.getSecrets ? readTaskclusterSecrets(state, settings, log) : [],
+    readSecretSources(config.secrets, { ...settings, awsRegion: awsRegion(config, state) }, log),
+  ]);
+  applySecrets(state, [...taskcluster, ...sources], log);
 }
 
 /** The worker implementation configures the run; the state is cached; the files are written. */

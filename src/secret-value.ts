@@ -2,7 +2,33 @@
 import { StartWorkerError } from './errors.js';
 import { isJsonObject, type JsonObject, type JsonValue } from './json.js';
 import { contributedPaths, mergeConfig } from './merge.js';
+import type { Logger } from './logging/logger.js';
 import { addSecretValues, type FileDescriptor, type RunState } from './state.js';
+
+/** A secret read from a store: where it came from and its content. */
+export interface SecretRead {
+  source: string;
+  value: JsonValue;
+}
+
+/** Merge secrets into the run state in the order given (a later one wins). */
+export function applySecrets(state: RunState, reads: SecretRead[], log: Logger): void {
+  for (const { source, value } of reads) {
+    applySecret(state, parseSecretValue(value, source));
+    log.info(`read worker configuration from ${source}`);
+  }
+}
+
+/**
+ * Every result, in the order of the promises; when some fail, the first
+ * failure in that order (not in time), so errors are the same on every run.
+ */
+export async function settledInOrder<T>(promises: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((result) => (result as PromiseFulfilledResult<T>).value);
+}
 
 /**
  * A secret's content: `{config, files}` (no other top-level keys), or a

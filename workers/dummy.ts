@@ -5,6 +5,7 @@ import { finishedWorker } from '../src/supervisor/finished.js';
 
 const plugin: WorkerPlugin = {
   name: 'dummy',
+  spawnsProcess: false,
   schema: { type: 'object', properties: {} },
   usage: `Does not run a worker: prints the run state as YAML on stdout and exits 0.
 Secrets (the access token, certificate, registration secret, every value that

@@ -1,8 +1,7 @@
 /** Secret sources beyond the Taskcluster secrets service, read after it in order (runner config `secrets`). */
 import type { CallSettings } from '../call-settings.js';
 import type { Logger } from '../logging/logger.js';
-import type { RunState } from '../state.js';
-import { applySecret, parseSecretValue } from '../secret-value.js';
+import { settledInOrder, type SecretRead } from '../secret-value.js';
 import { withRetries } from '../util/backoff.js';
 import { SecretSourceError, readAwsSecret } from './aws-secrets-manager.js';
 import type { SecretSourceConfig } from './schema.js';
@@ -12,18 +11,19 @@ export interface SecretSourceSettings extends CallSettings {
   awsRegion: string | undefined;
 }
 
-export async function readSecretSources(sources: SecretSourceConfig[], state: RunState, settings: SecretSourceSettings, log: Logger): Promise<void> {
-  for (const source of sources) {
-    const value = await withRetries(() => readAwsSecret(source, { region: settings.awsRegion, requestTimeoutMs: settings.requestTimeoutMs, tls: settings.tls }), {
-      deadline: Date.now() + settings.startupRetryWindowMs,
-      isTransient: (err) => err instanceof SecretSourceError && err.transient,
-      onRetry: (err, attempt, delayMs) => log.warn(`${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
-    });
-    if (value === undefined) {
+/** Read every source at once; the secrets found, in their configured order. */
+export async function readSecretSources(sources: SecretSourceConfig[], settings: SecretSourceSettings, log: Logger): Promise<SecretRead[]> {
+  const reads = await settledInOrder(
+    sources.map(async (source): Promise<SecretRead | undefined> => {
+      const value = await withRetries(() => readAwsSecret(source, { region: settings.awsRegion, requestTimeoutMs: settings.requestTimeoutMs, tls: settings.tls }), {
+        deadline: Date.now() + settings.startupRetryWindowMs,
+        isTransient: (err) => err instanceof SecretSourceError && err.transient,
+        onRetry: (err, attempt, delayMs) => log.warn(`${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
+      });
+      if (value !== undefined) return { source: `AWS Secrets Manager secret '${source.secretId}'`, value };
       log.warn(`AWS Secrets Manager secret '${source.secretId}' does not exist; it is optional, continuing without it`);
-      continue;
-    }
-    applySecret(state, parseSecretValue(value, `AWS Secrets Manager secret '${source.secretId}'`));
-    log.info(`read worker configuration from AWS Secrets Manager secret '${source.secretId}'`);
-  }
+      return undefined;
+    }),
+  );
+  return reads.filter((read): read is SecretRead => read !== undefined);
 }

@@ -67,13 +67,33 @@ function clientOptions(target: ClientTarget) {
       : {},
     retries: 0,
     timeout: target.requestTimeoutMs,
-    ...(target.tls ? { agent: target.tls } : {}),
   };
 }
 
-/** Loaded on first use: a standalone run without secrets never needs it. */
-async function library() {
-  return (await import('taskcluster-client')).default;
+let loading: ReturnType<typeof loadLibrary> | undefined;
+
+/**
+ * Loaded on first use (a standalone run without secrets never needs it),
+ * or earlier by preloadTaskclusterClient. Every client shares one
+ * keep-alive agent per protocol, so a run opens one connection per host
+ * and pays one TLS handshake. TLS settings are the same for every call of
+ * a run.
+ */
+function library(tls: AgentOptions | undefined) {
+  loading ??= loadLibrary(tls);
+  return loading;
+}
+
+async function loadLibrary(tls: AgentOptions | undefined) {
+  const [{ default: taskcluster }, http, https] = await Promise.all([import('taskcluster-client'), import('node:http'), import('node:https')]);
+  taskcluster.agents.http = new http.Agent({ keepAlive: true });
+  taskcluster.agents.https = new https.Agent({ ...tls, keepAlive: true });
+  return taskcluster;
+}
+
+/** Start loading the client while other work (cloud metadata requests) is in flight. */
+export function preloadTaskclusterClient(tls: AgentOptions | undefined): void {
+  void library(tls).catch(() => undefined); // a failure surfaces at the first call
 }
 
 export interface IssuedCredentials {
@@ -114,7 +134,7 @@ function parseIssuedCredentials(response: unknown, endpoint: string): IssuedCred
 }
 
 export async function registerWorkerCall(target: ClientTarget, payload: JsonObject): Promise<RegisterWorkerResponse> {
-  const { WorkerManager } = await library();
+  const { WorkerManager } = await library(target.tls);
   const client = new WorkerManager(clientOptions({ ...target, credentials: undefined }));
   const response = await call('worker-manager registerWorker', () => client.registerWorker(payload));
   const workerConfig = (response as JsonObject)['workerConfig'];
@@ -130,27 +150,27 @@ export async function registerWorkerCall(target: ClientTarget, payload: JsonObje
 }
 
 export async function reregisterWorkerCall(target: ClientTarget, payload: JsonObject): Promise<IssuedCredentials> {
-  const { WorkerManager } = await library();
+  const { WorkerManager } = await library(target.tls);
   const client = new WorkerManager(clientOptions(target));
   const response = await call('worker-manager reregisterWorker', () => client.reregisterWorker(payload));
   return parseIssuedCredentials(response, 'reregisterWorker');
 }
 
 export async function removeWorkerCall(target: ClientTarget, workerPoolId: string, workerGroup: string, workerId: string): Promise<void> {
-  const { WorkerManager } = await library();
+  const { WorkerManager } = await library(target.tls);
   const client = new WorkerManager(clientOptions(target));
   await call('worker-manager removeWorker', () => client.removeWorker(workerPoolId, workerGroup, workerId));
 }
 
 export async function reportWorkerErrorCall(target: ClientTarget, workerPoolId: string, payload: JsonObject): Promise<void> {
-  const { WorkerManager } = await library();
+  const { WorkerManager } = await library(target.tls);
   const client = new WorkerManager(clientOptions(target));
   await call('worker-manager reportWorkerError', () => client.reportWorkerError(workerPoolId, payload));
 }
 
 /** The value of a secret (the `secret` property of the service's answer). */
 export async function getSecretCall(target: ClientTarget, name: string): Promise<JsonValue> {
-  const { Secrets } = await library();
+  const { Secrets } = await library(target.tls);
   const client = new Secrets(clientOptions(target));
   const response = await call(`secrets get ${name}`, () => client.get(name));
   if (!isJsonObject(response as JsonValue) || !('secret' in (response as JsonObject))) {

@@ -5,7 +5,6 @@ declare module 'taskcluster-client' {
     credentials?: { clientId?: string; accessToken?: string; certificate?: string };
     retries?: number;
     timeout?: number;
-    agent?: import('node:https').AgentOptions;
   }
 
   class WorkerManager {
@@ -21,6 +20,11 @@ declare module 'taskcluster-client' {
     get(name: string): Promise<unknown>;
   }
 
-  const taskcluster: { WorkerManager: typeof WorkerManager; Secrets: typeof Secrets };
+  const taskcluster: {
+    WorkerManager: typeof WorkerManager;
+    Secrets: typeof Secrets;
+    /** The agents every client made without an `agent` option uses. */
+    agents: { http: import('node:http').Agent; https: import('node:https').Agent };
+  };
   export default taskcluster;
 }

@@ -1,4 +1,5 @@
 /** `npm run bench [name...]`: run the benchmarks (all by default). Never part of CI. */
+import { benchBoot } from './boot.js';
 import { benchAwsInterruption } from './interruption-aws.js';
 import { benchAzureInterruption } from './interruption-azure.js';
 import { benchGoogleInterruption } from './interruption-google.js';
@@ -7,6 +8,7 @@ import { benchStartup } from './startup.js';
 
 const benchmarks: Record<string, () => Promise<void>> = {
   startup: () => benchStartup(),
+  boot: () => benchBoot(),
   protocol: () => benchProtocol(),
   'interruption-aws': () => benchAwsInterruption(),
   'interruption-azure': () => benchAzureInterruption(),

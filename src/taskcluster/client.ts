@@ -75,9 +75,9 @@ let loading: ReturnType<typeof loadLibrary> | undefined;
 /**
  * Loaded on first use (a standalone run without secrets never needs it),
  * or earlier by preloadTaskclusterClient. Every client shares one
- * keep-alive agent per protocol, so a run opens one connection per host
- * and pays one TLS handshake. TLS settings are the same for every call of
- * a run.
+ * keep-alive agent per protocol, so a run opens one connection to the
+ * deployment and pays one TLS handshake. TLS settings are the same for
+ * every call of a run.
  */
 function library(tls: AgentOptions | undefined) {
   loading ??= loadLibrary(tls);
@@ -86,8 +86,10 @@ function library(tls: AgentOptions | undefined) {
 
 async function loadLibrary(tls: AgentOptions | undefined) {
   const [{ default: taskcluster }, http, https] = await Promise.all([import('taskcluster-client'), import('node:http'), import('node:https')]);
-  taskcluster.agents.http = new http.Agent({ keepAlive: true });
-  taskcluster.agents.https = new https.Agent({ ...tls, keepAlive: true });
+  // One socket per host: a second request waits for the warm connection
+  // (one round trip) rather than opening another (a TCP and a TLS handshake).
+  taskcluster.agents.http = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  taskcluster.agents.https = new https.Agent({ ...tls, keepAlive: true, maxSockets: 1 });
   return taskcluster;
 }
 

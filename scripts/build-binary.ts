@@ -78,7 +78,7 @@ function __startWorkerAsset(name) {
 await build({
   ...common,
   stdin: {
-    contents: "import { main } from './dist/src/cli.js';\nmain(process.argv.slice(2)).then((code) => process.exit(code));\n",
+    contents: "import { main } from './dist/main.js';\nmain(process.argv.slice(2)).then((code) => process.exit(code));\n",
     resolveDir: root,
     sourcefile: 'sea-entry.js',
   },

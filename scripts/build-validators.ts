@@ -10,11 +10,12 @@ import standalone from 'ajv/dist/standalone/index.js';
 import { coreSchema } from '../src/config/core-schema.js';
 import { validatorKey } from '../src/config/validate.js';
 import { AJV_OPTIONS, schemaFingerprint } from '../src/config/validators.js';
-import { PluginRegistry, sectionSchema } from '../src/registry.js';
+import { builtinRegistry } from '../builtins.js';
+import { sectionSchema } from '../src/registry.js';
 import type { JsonSchema } from '../src/schema.js';
 
 const schemas: Record<string, JsonSchema> = { core: coreSchema };
-for (const { kind, plugin } of await new PluginRegistry().all()) {
+for (const { kind, plugin } of await builtinRegistry().all()) {
   schemas[validatorKey(kind, plugin.name)] = sectionSchema(kind, plugin);
 }
 

@@ -16,7 +16,7 @@ const { version } = JSON.parse(readFileSync(new URL('package.json', root), 'utf8
 rmSync(new URL('dist/bundle/', root), { recursive: true, force: true });
 
 await build({
-  entryPoints: { 'start-worker': new URL('dist/src/cli.js', root).pathname },
+  entryPoints: { 'start-worker': new URL('dist/main.js', root).pathname },
   outdir: new URL('dist/bundle/', root).pathname,
   bundle: true,
   splitting: true,

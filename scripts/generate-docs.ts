@@ -4,7 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { renderReference } from '../src/docs.js';
-import { PluginRegistry } from '../src/registry.js';
+import { builtinRegistry } from '../builtins.js';
 
 export const BEGIN = '<!-- BEGIN GENERATED REFERENCE (npm run docs) -->';
 export const END = '<!-- END GENERATED REFERENCE -->';
@@ -14,7 +14,7 @@ export async function updatedReadme(readme: string): Promise<string> {
   const start = readme.indexOf(BEGIN);
   const end = readme.indexOf(END);
   if (start === -1 || end < start) throw new Error(`README.md must contain the markers ${BEGIN} and ${END}`);
-  const reference = await renderReference(new PluginRegistry());
+  const reference = await renderReference(builtinRegistry());
   return `${readme.slice(0, start + BEGIN.length)}\n\n${reference}\n${readme.slice(end)}`;
 }
 

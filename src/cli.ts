@@ -9,7 +9,7 @@ import { Redactor } from './logging/redact.js';
 import { logHttpRequests } from './logging/http-debug.js';
 import { routeProcessWarnings } from './logging/process-warnings.js';
 import { StdioDestination } from './logging/stdio.js';
-import { PluginRegistry } from './registry.js';
+import type { PluginRegistry } from './registry.js';
 import { runWorker } from './run.js';
 import { tlsAgentOptions } from './tls.js';
 import { VERSION } from './version.js';
@@ -38,7 +38,7 @@ export function usage(): string {
 }
 
 /** The command line entry point; resolves to the process exit code. */
-export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function main(argv: string[], env: NodeJS.ProcessEnv, newRegistry: () => PluginRegistry): Promise<number> {
   const log = new Logger(new StdioDestination());
   let verbose = argv.includes('--verbose') || argv.includes('-v') || env[environmentVariable('verbose')] === 'true';
   const onFatal = (err: unknown): void => {
@@ -65,9 +65,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (options.quiet) log.setLevel('error');
 
     const [command, ...rest] = options.positionals;
-    if (command === 'validate') return await validate(configPath(rest, env, true)!, options, log);
-    if (command === 'docs') return await docs(configPath(rest, env, false), options);
+    if (command === 'validate') return await validate(configPath(rest, env, true)!, options, log, newRegistry());
+    if (command === 'docs') return await docs(configPath(rest, env, false), options, newRegistry());
     return await runWorker({
+      registry: newRegistry(),
       configPath: configPath(options.positionals, env, true)!,
       log,
       overrides: options.overrides.map(parseOverride),
@@ -104,9 +105,9 @@ async function tlsSettings(options: CliOptions) {
 }
 
 /** `start-worker validate`: every problem on its own line, no network, nothing changed on disk. */
-async function validate(path: string, options: CliOptions, log: Logger): Promise<number> {
+async function validate(path: string, options: CliOptions, log: Logger, registry: PluginRegistry): Promise<number> {
   try {
-    const { warnings } = await loadRunnerConfig(path, { tighten: false, registry: new PluginRegistry(), overrides: options.overrides.map(parseOverride), redactor: log.redactor });
+    const { warnings } = await loadRunnerConfig(path, { tighten: false, registry, overrides: options.overrides.map(parseOverride), redactor: log.redactor });
     for (const warning of warnings) process.stderr.write(`warning: ${log.redactor.redact(warning)}\n`);
     process.stdout.write('ok\n');
     return 0;
@@ -119,8 +120,7 @@ async function validate(path: string, options: CliOptions, log: Logger): Promise
 }
 
 /** `start-worker docs`: the reference for the built-ins and, given a config, the plugins it loads. */
-async function docs(path: string | undefined, options: CliOptions): Promise<number> {
-  const registry = new PluginRegistry();
+async function docs(path: string | undefined, options: CliOptions, registry: PluginRegistry): Promise<number> {
   if (path !== undefined) await loadRunnerConfig(path, { tighten: false, registry, overrides: options.overrides.map(parseOverride), redactor: new Redactor() });
   return print(`${await renderReference(registry)}\n`);
 }

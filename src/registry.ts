@@ -12,7 +12,6 @@ export interface PluginByKind {
 }
 
 type AnyPlugin = PluginDescriptor<unknown, object>;
-type Loader<P> = () => Promise<{ default: P }>;
 
 /** The config section and selector key of each kind of plugin. */
 export const PLUGIN_SECTIONS: Record<PluginKind, { section: string; selector: string; title: string }> = {
@@ -21,47 +20,29 @@ export const PLUGIN_SECTIONS: Record<PluginKind, { section: string; selector: st
   logging: { section: 'logging', selector: 'implementation', title: 'logging implementation' },
 };
 
-/**
- * Built-in plugins, imported only when selected, so that a standalone run
- * never loads a cloud SDK.
- */
-const BUILTINS: { [K in PluginKind]: Record<string, Loader<PluginByKind[K]>> } = {
-  provider: {
-    aws: () => import('../providers/aws.js'),
-    azure: () => import('../providers/azure.js'),
-    google: () => import('../providers/google.js'),
-    standalone: () => import('../providers/standalone.js'),
-    static: () => import('../providers/static.js'),
-  },
-  worker: {
-    command: () => import('../workers/command.js'),
-    'docker-worker': () => import('../workers/docker-worker.js'),
-    dummy: () => import('../workers/dummy.js'),
-    'generic-worker': () => import('../workers/generic-worker.js'),
-  },
-  logging: {
-    json: () => import('./logging/json.js'),
-    stdio: () => import('./logging/stdio.js'),
-  },
-};
+/** The plugins that come with start-worker, by kind and name (the table is builtins.ts). */
+export type BuiltinPlugins = { [K in PluginKind]: PluginByKind[K][] };
 
 /** Finds providers, worker implementations and log destinations by name. */
 export class PluginRegistry {
-  private readonly loaders: { [K in PluginKind]: Map<string, Loader<PluginByKind[K]>> } = {
-    provider: new Map(Object.entries(BUILTINS.provider)),
-    worker: new Map(Object.entries(BUILTINS.worker)),
-    logging: new Map(Object.entries(BUILTINS.logging)),
-  };
-  private readonly builtinNames = new Set(
-    (Object.keys(BUILTINS) as PluginKind[]).flatMap((kind) => Object.keys(BUILTINS[kind]).map((name) => `${kind}:${name}`)),
-  );
+  private readonly plugins: { [K in PluginKind]: Map<string, PluginByKind[K]> };
+  private readonly builtinNames: Set<string>;
+
+  constructor(builtins: BuiltinPlugins) {
+    this.plugins = {
+      provider: new Map(builtins.provider.map((plugin) => [plugin.name, plugin])),
+      worker: new Map(builtins.worker.map((plugin) => [plugin.name, plugin])),
+      logging: new Map(builtins.logging.map((plugin) => [plugin.name, plugin])),
+    };
+    this.builtinNames = new Set((Object.keys(builtins) as PluginKind[]).flatMap((kind) => builtins[kind].map((plugin) => `${kind}:${plugin.name}`)));
+  }
 
   names(kind: PluginKind): string[] {
-    return [...this.loaders[kind].keys()].sort();
+    return [...this.plugins[kind].keys()].sort();
   }
 
   has(kind: PluginKind, name: string): boolean {
-    return this.loaders[kind].has(name);
+    return this.plugins[kind].has(name);
   }
 
   isBuiltin(kind: PluginKind, name: string): boolean {
@@ -70,16 +51,16 @@ export class PluginRegistry {
 
   /** Every plugin this registry knows, loaded (for docs and build-time schema compilation). */
   async all(): Promise<{ kind: PluginKind; plugin: PluginByKind[PluginKind] }[]> {
-    const kinds = Object.keys(this.loaders) as PluginKind[];
+    const kinds = Object.keys(this.plugins) as PluginKind[];
     const entries = kinds.flatMap((kind) => this.names(kind).map((name) => ({ kind, name })));
     return Promise.all(entries.map(async ({ kind, name }) => ({ kind, plugin: await this.get(kind, name) })));
   }
 
-  /** Load a plugin; an unknown name is an error listing the known ones. */
+  /** A plugin by name; an unknown name is an error listing the known ones. */
   async get<K extends PluginKind>(kind: K, name: string): Promise<PluginByKind[K]> {
-    const loader = this.loaders[kind].get(name);
-    if (loader === undefined) throw new StartWorkerError(this.unknownMessage(kind, name));
-    return (await loader()).default;
+    const plugin = this.plugins[kind].get(name);
+    if (plugin === undefined) throw new StartWorkerError(this.unknownMessage(kind, name));
+    return plugin;
   }
 
   unknownMessage(kind: PluginKind, name: string): string {
@@ -89,11 +70,11 @@ export class PluginRegistry {
 
   /** Register a plugin from an external module; a name already taken is an error. */
   add<K extends PluginKind>(kind: K, plugin: PluginByKind[K], origin: string): void {
-    if (this.loaders[kind].has(plugin.name)) {
+    if (this.plugins[kind].has(plugin.name)) {
       const owner = this.isBuiltin(kind, plugin.name) ? 'a built-in' : 'another plugin';
       throw new StartWorkerError(`plugin ${origin}: ${PLUGIN_SECTIONS[kind].title} '${plugin.name}' is already provided by ${owner}`);
     }
-    this.loaders[kind].set(plugin.name, () => Promise.resolve({ default: plugin }));
+    this.plugins[kind].set(plugin.name, plugin);
   }
 }
 

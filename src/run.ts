@@ -15,7 +15,7 @@ import { writeFiles } from './files.js';
 import { Hooks, type HookStep } from './hooks.js';
 import type { Logger } from './logging/logger.js';
 import type { IdentityProof, PluginContext, Provider, ProviderPlugin, Worker, WorkerPlugin, WorkerProcess, WorkerSpawner } from './plugin.js';
-import { PluginRegistry } from './registry.js';
+import type { PluginRegistry } from './registry.js';
 import { readSecretSources } from './secret-sources/index.js';
 import { applySecrets } from './secret-value.js';
 import { readStateCache, writeStateCache } from './state-cache.js';
@@ -32,7 +32,8 @@ import { readTaskclusterSecrets } from './taskcluster/secrets.js';
 export interface RunOptions {
   configPath: string;
   log: Logger;
-  registry?: PluginRegistry;
+  /** The plugins: the built-ins, to which the runner config's are added. */
+  registry: PluginRegistry;
   overrides?: Override[];
   logFormat?: 'text' | 'json';
   /** TLS settings for Taskcluster and secret-store calls. */
@@ -55,6 +56,8 @@ interface Run {
   state: RunState;
   /** True for a run restored from `cacheOverRestarts`. */
   cached: boolean;
+  /** True once the provider step has succeeded: from then on the machine is known to worker-manager's side. */
+  identified: boolean;
   identityProof?: IdentityProof;
   worker?: WorkerProcess;
   termination?: TerminationController;
@@ -101,7 +104,7 @@ export async function runWorker(options: RunOptions): Promise<number> {
 /** Load and validate the runner config, then log where it says; create the plugins and restore a cached run. */
 async function prepareRun(options: RunOptions): Promise<Run> {
   const { log } = options;
-  const registry = options.registry ?? new PluginRegistry();
+  const { registry } = options;
   const loaded = await loadRunnerConfig(options.configPath, { tighten: true, registry, overrides: options.overrides, logFormat: options.logFormat, redactor: log.redactor });
   const { config } = loaded;
   const context: PluginContext = { log, runnerConfig: config };
@@ -131,6 +134,7 @@ async function prepareRun(options: RunOptions): Promise<Run> {
     log,
     state: secretKeepingRunState(cached ?? emptyRunState(config.workerConfig), log.redactor),
     cached: cached !== undefined,
+    identified: false,
     signals,
   };
 }
@@ -191,6 +195,7 @@ function logBootSummary(log: Logger, spawned: { uptimeSeconds: number; sinceProc
 async function configureProvider(run: Run): Promise<void> {
   run.log.info(`configuring with provider ${run.config.provider.providerType}`);
   run.identityProof = await run.provider.configureRun(run.state);
+  run.identified = true;
 }
 
 /** A restart continues the cached run: the provider and worker pick it up. */
@@ -198,6 +203,7 @@ async function restoreCachedRun(run: Run): Promise<void> {
   run.log.info(`continuing the run cached in ${run.config.cacheOverRestarts}`);
   await run.provider.useCachedRun(run.state);
   await run.workerImplementation.useCachedRun(run.state);
+  run.identified = true;
 }
 
 /** worker-manager: credentials, their expiry, worker configuration and files. */
@@ -255,8 +261,7 @@ async function startWorker(run: Run): Promise<void> {
  */
 async function startupFailed(run: Run, decommissioner: Decommissioner, err: unknown): Promise<void> {
   const { providerPlugin, config, state, settings, log } = run;
-  const identified = run.cached || state.workerId !== '';
-  if (!identified || !providerPlugin.dynamic || !(config.shutdownOnStartupFailure ?? true)) return;
+  if (!run.identified || !providerPlugin.dynamic || !(config.shutdownOnStartupFailure ?? true)) return;
   log.error(`startup failed: ${errorMessage(err)}`);
   const reporter = state.credentials.clientId === '' ? undefined : new ErrorReporter(state, settings, log);
   await decommissioner.startupFailed(err, reporter);

@@ -4,7 +4,7 @@ import t from 'tap';
 import { parse } from 'yaml';
 import { validateRunnerConfig } from '../src/config/validate.js';
 import type { TerminationRequest } from '../src/plugin.js';
-import { PluginRegistry } from '../src/registry.js';
+import { builtinRegistry } from '../builtins.js';
 import { emptyRunState } from '../src/state.js';
 import { ATTESTED, FakeAzureMetadata, INSTANCE, SCHEDULED_EVENTS, workerManagerTags, type FakeAzureOptions } from './fakes/azure-metadata.js';
 import { FakeTaskcluster } from './fakes/taskcluster.js';
@@ -352,7 +352,7 @@ t.test('the fake is as strict as IMDS: Metadata: true and a known api-version', 
 t.test('useCachedRun makes no metadata request, and the watcher still runs after it', async (t) => {
   const imds = await new FakeAzureMetadata().start();
   t.teardown(() => imds.stop());
-  const registry = new PluginRegistry();
+  const registry = builtinRegistry();
   const { config } = await validateRunnerConfig(
     { provider: { providerType: 'azure', metadataEndpoint: imds.endpoint, terminationPollInterval: 0.05, acknowledgeEvents: true }, worker: { implementation: 'dummy' } },
     registry,

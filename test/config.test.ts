@@ -5,10 +5,10 @@ import t from 'tap';
 import { loadRunnerConfig, parseYaml } from '../src/config/load.js';
 import { validateRunnerConfig } from '../src/config/validate.js';
 import { Redactor } from '../src/logging/redact.js';
-import { PluginRegistry } from '../src/registry.js';
+import { builtinRegistry } from '../builtins.js';
 import { runCli, standaloneProvider, STATIC_SECRET, tempDir, writeConfig } from './helpers.js';
 
-const registry = new PluginRegistry();
+const registry = builtinRegistry();
 const validConfig = () => ({ provider: standaloneProvider(), worker: { implementation: 'dummy' } });
 
 async function problemsOf(config: unknown): Promise<string[]> {

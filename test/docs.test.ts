@@ -4,7 +4,8 @@ import t from 'tap';
 import { updatedReadme } from '../scripts/generate-docs.js';
 import { coreSchema } from '../src/config/core-schema.js';
 import { schemaKeys } from '../src/docs.js';
-import { COMMON_WORKER_PROPERTIES, PLUGIN_SECTIONS, PluginRegistry } from '../src/registry.js';
+import { builtinRegistry } from '../builtins.js';
+import { COMMON_WORKER_PROPERTIES, PLUGIN_SECTIONS } from '../src/registry.js';
 import type { JsonSchema } from '../src/schema.js';
 import { repoRoot } from './helpers.js';
 
@@ -15,7 +16,7 @@ t.test('the README reference is what npm run docs generates', async (t) => {
 
 t.test('every plugin is documented with its keys', async (t) => {
   const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-  const registry = new PluginRegistry();
+  const registry = builtinRegistry();
   for (const { kind, plugin } of await registry.all()) {
     t.match(readme, plugin.usage.trim().split('\n')[0]!, `${kind} ${plugin.name} usage`);
     for (const key of Object.keys(plugin.schema.properties ?? {})) {
@@ -27,7 +28,7 @@ t.test('every plugin is documented with its keys', async (t) => {
 
 t.test('the reference is complete: every key of every schema, nested ones too, with its type and a description', async (t) => {
   const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-  const registry = new PluginRegistry();
+  const registry = builtinRegistry();
   const schemas: [string, JsonSchema, string][] = [
     ['core', coreSchema, ''],
     ['every worker', { properties: COMMON_WORKER_PROPERTIES }, 'worker.'],

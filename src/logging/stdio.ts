@@ -1,5 +1,4 @@
 import type { JsonObject } from '../json.js';
-import type { LoggingPlugin } from '../plugin.js';
 import { timestamp, toUnstructured } from './format.js';
 import type { LogDestination, LogLevel, LogSource } from './logger.js';
 import { StderrWriter } from './stderr.js';
@@ -26,20 +25,3 @@ export class StdioDestination implements LogDestination {
     this.out.flush();
   }
 }
-
-const plugin: LoggingPlugin = {
-  name: 'stdio',
-  schema: { type: 'object', properties: {} },
-  usage: `Logs to stderr, one line per message, each prefixed with an ISO-8601 UTC
-timestamp. Structured messages from the worker are rendered as their
-\`textPayload\` followed by \`key: value\` pairs sorted by key. The worker's own
-stderr passes through unchanged. This is the default.
-
-\`\`\`yaml
-logging:
-  implementation: stdio
-\`\`\``,
-  create: () => new StdioDestination(),
-};
-
-export default plugin;

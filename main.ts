@@ -1,0 +1,7 @@
+/** The entry point of the start-worker command: the CLI with the built-in plugins. */
+import { builtinRegistry } from './builtins.js';
+import { main as cli } from './src/cli.js';
+
+export function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return cli(argv, env, builtinRegistry);
+}

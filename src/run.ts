@@ -208,7 +208,7 @@ async function identify(run: Run): Promise<void> {
 async function readSecrets(run: Run): Promise<void> {
   const { config, state, settings, log } = run;
   if (config.getSecrets) await readTaskclusterSecrets(state, settings, log);
-  await readSecretSources(config.secrets, state, { ...settings, awsRegion: awsRegion(config, state) }, log);
+  await readSecretSources(config.secrets, state, { ...settings, awsRegion: run.provider.awsRegion?.(state) }, log);
 }
 
 /** The worker implementation configures the run; the state is cached; the files are written. */
@@ -295,11 +295,6 @@ async function readCachedRun(path: string, plugin: ProviderPlugin<object>, log: 
   throw new StartWorkerError(
     `the credentials cached in ${path} expired at ${cached.credentialsExpire}; this worker cannot register again, so the instance should be replaced`,
   );
-}
-
-/** The region of the aws provider, the default region for AWS secret sources. */
-function awsRegion(config: RunnerConfig, state: RunState): string | undefined {
-  return config.provider.providerType === 'aws' ? state.workerLocation['region'] : undefined;
 }
 
 /**

@@ -7,7 +7,7 @@ import type { RunnerConfig } from '../src/config/types.js';
 import type { TerminationRequest } from '../src/plugin.js';
 import { emptyRunState } from '../src/state.js';
 import { DEFAULT_IDENTITY, FakeEc2Metadata, REBALANCE, SPOT_INSTANCE_ACTION, SPOT_TERMINATION_TIME, TOKEN_PATH } from './fakes/aws-metadata.js';
-import { FakeAwsSecretsManager } from './fakes/aws-secrets-manager.js';
+import { FAKE_AWS_CREDENTIALS, FAKE_AWS_ENV, FakeAwsSecretsManager } from './fakes/aws-secrets-manager.js';
 import { FakeTaskcluster } from './fakes/taskcluster.js';
 import { captureLogger } from './log-capture.js';
 import {
@@ -206,23 +206,11 @@ t.test('aws end to end', async (t) => {
 
   t.test("an AWS Secrets Manager source without a region reads from the instance's region", async (t) => {
     const { config, env } = await awsSetup(t);
-    const credentials = { accessKeyId: 'AKIAFAKEFAKEFAKE', secretAccessKey: 'fake-secret-access-key-0123456789' };
-    const secretsManager = await new FakeAwsSecretsManager(credentials).start();
+    const secretsManager = await new FakeAwsSecretsManager(FAKE_AWS_CREDENTIALS).start();
     t.teardown(() => secretsManager.stop());
     secretsManager.secrets.set('workers/aws', JSON.stringify({ fromSecretsManager: true }));
     const secrets = [{ source: 'aws-secrets-manager', secretId: 'workers/aws', endpoint: secretsManager.endpoint }];
-    const result = await runCli([config({ worker: { implementation: 'dummy' }, extra: { secrets } })], {
-      env: env({}, {
-        AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-        AWS_EC2_METADATA_DISABLED: 'true',
-        AWS_REGION: undefined,
-        AWS_DEFAULT_REGION: undefined,
-        AWS_PROFILE: undefined,
-        AWS_CONFIG_FILE: '/nonexistent',
-        AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-      }),
-    });
+    const result = await runCli([config({ worker: { implementation: 'dummy' }, extra: { secrets } })], { env: env({}, FAKE_AWS_ENV) });
     t.equal(result.code, 0, result.stderr);
     t.equal(secretsManager.calls[0]?.region, DEFAULT_IDENTITY.region, 'the region of the instance identity document');
     t.match(parse(result.stdout), { workerConfig: { fromSecretsManager: '<redacted>' } }, 'the secret reached the worker config (its value redacted in the dump)');

@@ -12,9 +12,8 @@ export class MetadataError extends StartWorkerError {
   constructor(
     message: string,
     readonly status?: number,
-    options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(message);
     this.name = 'MetadataError';
   }
 }

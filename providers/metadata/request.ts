@@ -79,5 +79,4 @@ export class MetadataService {
     if (status === 404) throw new MetadataNotFoundError(message);
     throw transient ? new MetadataTransientError(message, status) : new MetadataPermanentError(message, status);
   }
-
 }

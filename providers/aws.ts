@@ -1,18 +1,16 @@
 import { StartWorkerError, errorMessage } from '../src/errors.js';
 import { isJsonObject, type JsonObject } from '../src/json.js';
 import type { Logger } from '../src/logging/logger.js';
-import type { IdentityProof, Provider, ProviderPlugin, TerminationControl } from '../src/plugin.js';
-import { normalizeRootUrl, type RunState } from '../src/state.js';
-import { Poller } from '../src/util/poller.js';
-import {
-  DEFAULT_METADATA_ENDPOINT,
-  Ec2MetadataClient,
-  endpointProblem,
-  isTransientMetadataError,
-  METADATA_ENDPOINT_VARIABLE,
-  resolveMetadataEndpoint,
-} from './aws-metadata.js';
-import { startupDeadline, withStartupRetries } from './metadata/startup-retry.js';
+import type { IdentityProof, Provider, ProviderPlugin, TerminationRequester, TerminationRequest } from '../src/plugin.js';
+import type { JsonSchema } from '../src/schema.js';
+import type { RunState } from '../src/state.js';
+import { HttpRequestError } from '../src/util/http.js';
+import { checkMetadataEndpoint, metadataEndpointSchema, resolveMetadataEndpoint, type EndpointSettings } from './metadata/endpoint.js';
+import { MetadataError, MetadataPermanentError, notFoundAsUndefined } from './metadata/errors.js';
+import { describeFailure, MetadataService, type StatusFailure } from './metadata/request.js';
+import { StartupRetries } from './metadata/startup-retry.js';
+import { applyUserData, parseJsonObject, parseUserData } from './metadata/user-data.js';
+import { TerminationWatcher, terminationPollIntervalSchema } from './metadata/watcher.js';
 
 interface AwsConfig {
   metadataEndpoint?: string;
@@ -20,7 +18,11 @@ interface AwsConfig {
   rebalance: 'ignore' | 'graceful';
 }
 
+/** The variable is the AWS SDKs' own. */
+const ENDPOINT: EndpointSettings = { default: 'http://169.254.169.254', variable: 'AWS_EC2_METADATA_SERVICE_ENDPOINT' };
+
 const PATHS = {
+  token: '/latest/api/token',
   userData: '/latest/user-data',
   identityDocument: '/latest/dynamic/instance-identity/document',
   identitySignature: '/latest/dynamic/instance-identity/signature',
@@ -31,15 +33,308 @@ const PATHS = {
   rebalanceRecommendation: '/latest/meta-data/events/recommendations/rebalance',
 } as const;
 
-/**
- * The longest pause of the watcher after repeated failures. AWS gives two
- * minutes' notice, so a watcher that recovers must notice soon.
- */
-const WATCH_MAX_BACKOFF_MS = 10_000;
+const TOKEN_HEADER = 'X-aws-ec2-metadata-token';
+/** The longest session token lifetime IMDSv2 grants (6 hours). */
+const TOKEN_TTL_SECONDS = 21600;
+/** Get a new token this long before the old one expires, so none expires in flight. */
+const TOKEN_REFRESH_MARGIN_MS = 5 * 60_000;
 
-/** The fields of the user data worker-manager's aws provider writes. */
-const USER_DATA_KEYS = ['workerPoolId', 'providerId', 'rootUrl', 'workerGroup'] as const;
-type UserData = Record<(typeof USER_DATA_KEYS)[number], string>;
+const schema: JsonSchema = {
+  type: 'object',
+  properties: {
+    metadataEndpoint: metadataEndpointSchema(ENDPOINT, 'Address of the EC2 instance metadata service'),
+    terminationPollInterval: terminationPollIntervalSchema('checks for a spot interruption notice (and a rebalance recommendation, when watched)', 0.05),
+    rebalance: {
+      enum: ['ignore', 'graceful'],
+      default: 'ignore',
+      description:
+        'What to do on an EC2 rebalance recommendation (an early sign of a spot interruption): `ignore` it, or ask the worker to finish its running tasks and stop (`graceful`, reason `rebalance`).',
+    },
+  },
+};
+
+const usage = `The provider for workers on EC2 instances that worker-manager created
+with a provider of type \`aws\`. It reads the worker pool, provider, root URL
+and worker group from the user data worker-manager wrote, proves the
+instance's identity with the signed instance identity document, and uses the
+instance ID as worker ID. It speaks IMDSv2 only (a session token, reused until
+shortly before it expires).
+
+\`\`\`yaml
+provider:
+  providerType: aws
+  terminationPollInterval: 1   # optional, seconds
+  rebalance: ignore            # optional: ignore | graceful
+\`\`\`
+
+The worker location is \`{cloud: aws, region, availabilityZone}\`. The provider
+metadata has \`instance-id\`, \`image\`, \`instance-type\`, \`region\`,
+\`availability-zone\`, \`local-ipv4\`, and \`public-hostname\` and \`public-ipv4\`
+when the instance has them.
+
+start-worker refuses to start when a spot interruption is already announced,
+on a restart from \`cacheOverRestarts\` too.
+While the worker runs, it checks \`spot/instance-action\` every
+\`terminationPollInterval\` seconds; on a notice the worker gets
+graceful-termination (finish-tasks false, reason \`spot-interruption\`, the
+notice's time as deadline), or its termination signal. With
+\`rebalance: graceful\` it also checks \`events/recommendations/rebalance\`,
+and on a recommendation asks the worker to finish its tasks and stop (reason
+\`rebalance\`). When the worker exits, it is removed from worker-manager; if
+that fails, the machine is powered off with \`shutdownCommand\`.
+
+The metadata service is \`${ENDPOINT.default}\` unless
+\`${ENDPOINT.variable}\` or \`metadataEndpoint\` (which wins) says
+otherwise.`;
+
+class AwsProvider implements Provider {
+  private metadata: Imdsv2Client | undefined;
+  private readonly watcher: TerminationWatcher;
+  private rebalanceSeen = false;
+
+  constructor(
+    private readonly config: AwsConfig,
+    private readonly log: Logger,
+    private readonly startupRetryWindow: number,
+  ) {
+    this.watcher = new TerminationWatcher([{ name: 'EC2 spot interruption watch', check: (signal) => this.checkInterruption(signal) }], {
+      intervalMs: config.terminationPollInterval * 1000,
+      // a spot notice is the last word
+      afterStopNow: 'stop',
+      log,
+    });
+  }
+
+  async configureRun(state: RunState): Promise<IdentityProof> {
+    const startup = this.startupRetries();
+    // Everything at once: the service answers in milliseconds, and boot time matters.
+    const [notice, userDataText, documentText, signature, publicHostname, publicIpv4] = await Promise.allSettled([
+      this.startupNotice(startup),
+      this.fetchRequired(startup, PATHS.userData),
+      this.fetchRequired(startup, PATHS.identityDocument),
+      this.fetchRequired(startup, PATHS.identitySignature),
+      this.fetch(startup, PATHS.publicHostname),
+      this.fetch(startup, PATHS.publicIpv4),
+    ]);
+    // Failures are reported in this order, whichever happened first.
+    const announced = settled(notice);
+    if (announced !== undefined) throw announcedInterruption(announced);
+    const userData = parseUserData(
+      settled(userDataText),
+      `the user data (GET ${this.imds().url(PATHS.userData)})`,
+      "worker-manager's aws provider writes workerPoolId, providerId, rootUrl and workerGroup there: start this instance from worker-manager",
+    );
+    const raw = settled(documentText);
+    const document = this.parseIdentityDocument(raw);
+    const proof = { document: raw, signature: settled(signature) };
+    const hostname = settled(publicHostname);
+    const ipv4 = settled(publicIpv4);
+
+    applyUserData(state, userData);
+    state.workerId = document.instanceId;
+    state.workerLocation = { cloud: 'aws', region: document.region, availabilityZone: document.availabilityZone };
+    // A private instance has no public hostname or address (404): leave them out rather than fail.
+    const providerMetadata: JsonObject = {
+      'instance-id': document.instanceId,
+      ...(document.imageId !== undefined ? { image: document.imageId } : {}),
+      ...(document.instanceType !== undefined ? { 'instance-type': document.instanceType } : {}),
+      region: document.region,
+      'availability-zone': document.availabilityZone,
+      ...(document.privateIp !== undefined ? { 'local-ipv4': document.privateIp } : {}),
+      ...(hostname !== undefined && hostname.trim() !== '' ? { 'public-hostname': hostname.trim() } : {}),
+      ...(ipv4 !== undefined && ipv4.trim() !== '' ? { 'public-ipv4': ipv4.trim() } : {}),
+    };
+    state.providerMetadata = providerMetadata;
+    return proof;
+  }
+
+  async useCachedRun(): Promise<void> {
+    // The cached state has the identity; only an announced interruption matters.
+    const announced = await this.startupNotice(this.startupRetries());
+    if (announced !== undefined) throw announcedInterruption(announced);
+  }
+
+  workerStarted(control: TerminationRequester): void {
+    this.watcher.start(control);
+  }
+
+  workerFinished(): Promise<void> {
+    return this.watcher.stop();
+  }
+
+  awsRegion(state: RunState): string | undefined {
+    return state.workerLocation['region'];
+  }
+
+  /** Resolved when first needed, so a bad address is a startup error, not a crash in create(). */
+  private imds(): Imdsv2Client {
+    if (this.metadata === undefined) {
+      this.metadata = new Imdsv2Client(resolveMetadataEndpoint(this.config.metadataEndpoint, ENDPOINT));
+      if (this.metadata.endpoint !== ENDPOINT.default) this.log.info(`using the EC2 metadata service at ${this.metadata.endpoint}`);
+    }
+    return this.metadata;
+  }
+
+  private startupRetries(): StartupRetries {
+    return new StartupRetries({
+      windowSeconds: this.startupRetryWindow,
+      log: this.log,
+      hint: `is this an EC2 instance, with its metadata service at ${this.imds().endpoint}? Elsewhere, set provider.metadataEndpoint or ${ENDPOINT.variable}`,
+    });
+  }
+
+  /** One look for a spot notice (and a rebalance recommendation, once, when watched). */
+  private async checkInterruption(signal: AbortSignal): Promise<TerminationRequest | undefined> {
+    const spot = await this.imds().get(PATHS.spotInstanceAction, signal);
+    if (spot !== undefined) {
+      const notice = parseSpotNotice(spot);
+      this.log.warn(`EC2 spot interruption notice (${PATHS.spotInstanceAction}): ${describeNotice(notice)}`);
+      return { finishTasks: false, reason: 'spot-interruption', ...(notice.time ? { deadline: notice.time } : {}) };
+    }
+    if (this.config.rebalance !== 'graceful' || this.rebalanceSeen) return undefined;
+    const recommendation = await this.imds().get(PATHS.rebalanceRecommendation, signal);
+    if (recommendation === undefined) return undefined;
+    // Acted on once; a spot notice after it means stop now.
+    this.rebalanceSeen = true;
+    this.log.warn(`EC2 rebalance recommendation (${PATHS.rebalanceRecommendation}): ${recommendation.trim().slice(0, 200)}; asking the worker to finish its tasks and stop`);
+    return { finishTasks: true, reason: 'rebalance' };
+  }
+
+  /** A metadata path, with retries of transient failures; undefined when it does not exist. */
+  private fetch(startup: StartupRetries, path: string): Promise<string | undefined> {
+    return startup.run(() => this.imds().get(path), 'EC2 metadata');
+  }
+
+  private async fetchRequired(startup: StartupRetries, path: string): Promise<string> {
+    const value = await this.fetch(startup, path);
+    if (value === undefined || value.trim() === '') {
+      throw new StartWorkerError(
+        `GET ${this.imds().url(path)}: ${value === undefined ? 'not found (HTTP 404)' : 'empty'}; start-worker's aws provider needs it, so run it on an EC2 instance created by worker-manager's aws provider`,
+      );
+    }
+    return value;
+  }
+
+  /**
+   * A description of the spot interruption already announced, if any. A
+   * failed check does not stop the worker: the watcher will see the notice.
+   */
+  private async startupNotice(startup: StartupRetries): Promise<string | undefined> {
+    try {
+      const [action, terminationTime] = await Promise.all([this.fetch(startup, PATHS.spotInstanceAction), this.fetch(startup, PATHS.spotTerminationTime)]);
+      if (action !== undefined) return `${PATHS.spotInstanceAction}: ${describeNotice(parseSpotNotice(action))}`;
+      if (terminationTime !== undefined) {
+        const time = parseTimestamp(terminationTime);
+        if (time !== undefined) return `${PATHS.spotTerminationTime}: ${time.toISOString()}`;
+        this.log.debug(`${PATHS.spotTerminationTime} is not a timestamp ('${terminationTime.slice(0, 50)}'); not a notice`);
+      }
+    } catch (err) {
+      this.log.warn(`could not check for a spot interruption notice: ${errorMessage(err)}; starting anyway, the watcher will see one`);
+    }
+    return undefined;
+  }
+
+  private parseIdentityDocument(text: string): IdentityDocument {
+    const where = `the instance identity document (GET ${this.imds().url(PATHS.identityDocument)})`;
+    const parsed = parseJsonObject(text, where);
+    const string = (key: string): string | undefined => (typeof parsed[key] === 'string' && parsed[key] !== '' ? (parsed[key] as string) : undefined);
+    const instanceId = string('instanceId');
+    const region = string('region');
+    const availabilityZone = string('availabilityZone');
+    if (instanceId === undefined || region === undefined || availabilityZone === undefined) {
+      const missing = [instanceId === undefined && 'instanceId', region === undefined && 'region', availabilityZone === undefined && 'availabilityZone'].filter(Boolean);
+      throw new StartWorkerError(`${where} has no ${missing.join(', ')}; is ${this.imds().endpoint} really the EC2 metadata service?`);
+    }
+    const optional = (key: string, value: string | undefined) => (value === undefined ? {} : { [key]: value });
+    return {
+      instanceId,
+      region,
+      availabilityZone,
+      ...optional('imageId', string('imageId')),
+      ...optional('instanceType', string('instanceType')),
+      ...optional('privateIp', string('privateIp')),
+    };
+  }
+}
+
+/**
+ * IMDSv2, the EC2 instance metadata service with session tokens.
+ *
+ * Not `@aws-sdk/ec2-metadata-service`: it PUTs a new session token before
+ * every request, has no default timeout and silently falls back to IMDSv1,
+ * so it cannot serve a once-a-second spot poll. This client keeps one token
+ * until shortly before it expires, gets a fresh one once when a request is
+ * refused with 401, and never falls back to IMDSv1.
+ */
+class Imdsv2Client {
+  private readonly service: MetadataService;
+  private token: { value: string; /** Wall-clock time (ms) after which a new token is fetched. */ refreshAt: number } | undefined;
+  /** The token request in flight, shared by concurrent callers. */
+  private tokenRequest: Promise<string> | undefined;
+
+  constructor(readonly endpoint: string) {
+    this.service = new MetadataService(endpoint, { describe: describeImdsFailure });
+  }
+
+  url(path: string): string {
+    return this.service.url(path);
+  }
+
+  /** GET a metadata path: its text, or undefined when the path does not exist (404). */
+  async get(path: string, signal?: AbortSignal): Promise<string | undefined> {
+    const token = await this.sessionToken(signal);
+    const get = (value: string) => notFoundAsUndefined(this.service.request({ path, headers: { [TOKEN_HEADER]: value }, signal }));
+    try {
+      return (await get(token))?.body;
+    } catch (err) {
+      if (!(err instanceof MetadataError && err.status === 401)) throw err;
+      // The token was refused before its time (the service restarted, the
+      // clock jumped): one fresh token, one more try.
+      if (this.token?.value === token) this.token = undefined;
+      return (await get(await this.sessionToken(signal)))?.body;
+    }
+  }
+
+  private async sessionToken(signal: AbortSignal | undefined): Promise<string> {
+    if (this.token !== undefined && Date.now() < this.token.refreshAt) return this.token.value;
+    this.tokenRequest ??= this.requestToken(signal).finally(() => {
+      this.tokenRequest = undefined;
+    });
+    return this.tokenRequest;
+  }
+
+  private async requestToken(signal: AbortSignal | undefined): Promise<string> {
+    const requestedAt = Date.now();
+    let body;
+    try {
+      ({ body } = await this.service.request({ method: 'PUT', path: PATHS.token, headers: { 'X-aws-ec2-metadata-token-ttl-seconds': String(TOKEN_TTL_SECONDS) }, signal }));
+    } catch (err) {
+      if (!(err instanceof HttpRequestError)) throw err;
+      // A PUT that never gets an answer from inside a container is the
+      // classic symptom of the response hop limit.
+      throw new HttpRequestError(
+        `${err.message}; cannot get an IMDSv2 session token: is this an EC2 instance? (In a container, the instance's HttpPutResponseHopLimit may be too low.)`,
+      );
+    }
+    const value = body.trim();
+    if (value === '') throw new MetadataPermanentError(`PUT ${this.url(PATHS.token)}: HTTP 200 with an empty token`);
+    this.token = { value, refreshAt: requestedAt + TOKEN_TTL_SECONDS * 1000 - TOKEN_REFRESH_MARGIN_MS };
+    return value;
+  }
+}
+
+/** A refused token request says why IMDSv2 is out of reach. */
+function describeImdsFailure(failure: StatusFailure): string {
+  const hint =
+    failure.method !== 'PUT'
+      ? ''
+      : failure.status === 403
+        ? '; the instance metadata service is disabled for this instance (enable HttpEndpoint)'
+        : failure.status === 404 || failure.status === 405
+          ? '; this metadata service does not support IMDSv2 session tokens'
+          : '';
+  return `${describeFailure(failure)}${hint}`;
+}
 
 interface IdentityDocument {
   instanceId: string;
@@ -83,182 +378,6 @@ function describeNotice(notice: SpotNotice): string {
   return `${notice.action}${notice.time ? ` at ${notice.time.toISOString()}` : ''}`;
 }
 
-class AwsProvider implements Provider {
-  private readonly metadata: Ec2MetadataClient;
-  private poller: Poller | undefined;
-  /** When startup requests stop retrying (set when startup begins). */
-  private startupDeadline = 0;
-
-  constructor(
-    private readonly config: AwsConfig,
-    private readonly log: Logger,
-    private readonly startupRetryWindow: number,
-  ) {
-    this.metadata = new Ec2MetadataClient(resolveMetadataEndpoint(config.metadataEndpoint));
-    if (this.metadata.endpoint !== DEFAULT_METADATA_ENDPOINT) log.info(`using the EC2 metadata service at ${this.metadata.endpoint}`);
-  }
-
-  async configureRun(state: RunState): Promise<IdentityProof> {
-    this.startupDeadline = startupDeadline(this.startupRetryWindow);
-    // Everything at once: the service answers in milliseconds, and boot time matters.
-    const [notice, userDataText, documentText, signature, publicHostname, publicIpv4] = await Promise.allSettled([
-      this.startupNotice(),
-      this.fetchRequired(PATHS.userData),
-      this.fetchRequired(PATHS.identityDocument),
-      this.fetchRequired(PATHS.identitySignature),
-      this.fetch(PATHS.publicHostname),
-      this.fetch(PATHS.publicIpv4),
-    ]);
-    // Failures are reported in this order, whichever happened first.
-    const announced = settled(notice);
-    if (announced !== undefined) throw announcedInterruption(announced);
-    const userData = this.parseUserData(settled(userDataText));
-    const raw = settled(documentText);
-    const document = this.parseIdentityDocument(raw);
-    const proof = { document: raw, signature: settled(signature) };
-    const hostname = settled(publicHostname);
-    const ipv4 = settled(publicIpv4);
-
-    state.rootUrl = normalizeRootUrl(userData.rootUrl);
-    state.providerId = userData.providerId;
-    state.workerPoolId = userData.workerPoolId;
-    state.workerGroup = userData.workerGroup;
-    state.workerId = document.instanceId;
-    state.workerLocation = { cloud: 'aws', region: document.region, availabilityZone: document.availabilityZone };
-    // A private instance has no public hostname or address (404): leave them out rather than fail.
-    const providerMetadata: JsonObject = {
-      'instance-id': document.instanceId,
-      ...(document.imageId !== undefined ? { image: document.imageId } : {}),
-      ...(document.instanceType !== undefined ? { 'instance-type': document.instanceType } : {}),
-      region: document.region,
-      'availability-zone': document.availabilityZone,
-      ...(document.privateIp !== undefined ? { 'local-ipv4': document.privateIp } : {}),
-      ...(hostname !== undefined && hostname.trim() !== '' ? { 'public-hostname': hostname.trim() } : {}),
-      ...(ipv4 !== undefined && ipv4.trim() !== '' ? { 'public-ipv4': ipv4.trim() } : {}),
-    };
-    state.providerMetadata = providerMetadata;
-    return proof;
-  }
-
-  async useCachedRun(): Promise<void> {
-    // The cached state has the identity; only an announced interruption matters.
-    this.startupDeadline = startupDeadline(this.startupRetryWindow);
-    const announced = await this.startupNotice();
-    if (announced !== undefined) throw announcedInterruption(announced);
-  }
-
-  workerStarted(control: TerminationControl): void {
-    if (this.poller !== undefined) return;
-    let rebalanceSeen = false;
-    this.poller = new Poller(
-      async (signal) => {
-        const spot = await this.metadata.get(PATHS.spotInstanceAction, { signal });
-        if (spot !== undefined) {
-          const notice = parseSpotNotice(spot);
-          this.log.warn(`EC2 spot interruption notice (${PATHS.spotInstanceAction}): ${describeNotice(notice)}`);
-          control.requestTermination({ finishTasks: false, reason: 'spot-interruption', ...(notice.time ? { deadline: notice.time } : {}) });
-          return true;
-        }
-        if (this.config.rebalance === 'graceful' && !rebalanceSeen) {
-          const recommendation = await this.metadata.get(PATHS.rebalanceRecommendation, { signal });
-          if (recommendation !== undefined) {
-            rebalanceSeen = true;
-            this.log.warn(`EC2 rebalance recommendation (${PATHS.rebalanceRecommendation}): ${recommendation.trim().slice(0, 200)}; asking the worker to finish its tasks and stop`);
-            control.requestTermination({ finishTasks: true, reason: 'rebalance' });
-          }
-        }
-        // Keep watching: a spot notice after a rebalance recommendation means stop now.
-        return false;
-      },
-      {
-        name: 'EC2 spot interruption watch',
-        intervalMs: this.config.terminationPollInterval * 1000,
-        maxBackoffMs: WATCH_MAX_BACKOFF_MS,
-        log: this.log,
-      },
-    );
-    this.poller.start();
-  }
-
-  async workerFinished(): Promise<void> {
-    await this.poller?.stop();
-  }
-
-  /** A metadata path, with retries of transient failures; undefined when it does not exist. */
-  private fetch(path: string): Promise<string | undefined> {
-    return withStartupRetries(() => this.metadata.get(path), {
-      deadline: this.startupDeadline,
-      windowSeconds: this.startupRetryWindow,
-      isTransient: isTransientMetadataError,
-      log: this.log,
-      hint: `is this an EC2 instance, with its metadata service at ${this.metadata.endpoint}? Elsewhere, set provider.metadataEndpoint or ${METADATA_ENDPOINT_VARIABLE}`,
-    }, 'EC2 metadata');
-  }
-
-  private async fetchRequired(path: string): Promise<string> {
-    const value = await this.fetch(path);
-    if (value === undefined || value.trim() === '') {
-      throw new StartWorkerError(
-        `GET ${this.metadata.url(path)}: ${value === undefined ? 'not found (HTTP 404)' : 'empty'}; start-worker's aws provider needs it, so run it on an EC2 instance created by worker-manager's aws provider`,
-      );
-    }
-    return value;
-  }
-
-  /**
-   * A description of the spot interruption already announced, if any. A
-   * failed check does not stop the worker: the watcher will see the notice.
-   */
-  private async startupNotice(): Promise<string | undefined> {
-    try {
-      const [action, terminationTime] = await Promise.all([this.fetch(PATHS.spotInstanceAction), this.fetch(PATHS.spotTerminationTime)]);
-      if (action !== undefined) return `${PATHS.spotInstanceAction}: ${describeNotice(parseSpotNotice(action))}`;
-      if (terminationTime !== undefined) {
-        const time = parseTimestamp(terminationTime);
-        if (time !== undefined) return `${PATHS.spotTerminationTime}: ${time.toISOString()}`;
-        this.log.debug(`${PATHS.spotTerminationTime} is not a timestamp ('${terminationTime.slice(0, 50)}'); not a notice`);
-      }
-    } catch (err) {
-      this.log.warn(`could not check for a spot interruption notice: ${errorMessage(err)}; starting anyway, the watcher will see one`);
-    }
-    return undefined;
-  }
-
-  private parseUserData(text: string): UserData {
-    const where = `the user data (GET ${this.metadata.url(PATHS.userData)})`;
-    const parsed = parseJson(text, where);
-    const missing = USER_DATA_KEYS.filter((key) => typeof parsed[key] !== 'string' || parsed[key] === '');
-    if (missing.length > 0) {
-      throw new StartWorkerError(
-        `${where} has no ${missing.join(', ')}; worker-manager's aws provider writes workerPoolId, providerId, rootUrl and workerGroup there: start this instance from worker-manager`,
-      );
-    }
-    return Object.fromEntries(USER_DATA_KEYS.map((key) => [key, parsed[key] as string])) as UserData;
-  }
-
-  private parseIdentityDocument(text: string): IdentityDocument {
-    const where = `the instance identity document (GET ${this.metadata.url(PATHS.identityDocument)})`;
-    const parsed = parseJson(text, where);
-    const string = (key: string): string | undefined => (typeof parsed[key] === 'string' && parsed[key] !== '' ? (parsed[key] as string) : undefined);
-    const instanceId = string('instanceId');
-    const region = string('region');
-    const availabilityZone = string('availabilityZone');
-    if (instanceId === undefined || region === undefined || availabilityZone === undefined) {
-      const missing = [instanceId === undefined && 'instanceId', region === undefined && 'region', availabilityZone === undefined && 'availabilityZone'].filter(Boolean);
-      throw new StartWorkerError(`${where} has no ${missing.join(', ')}; is ${this.metadata.endpoint} really the EC2 metadata service?`);
-    }
-    const optional = (key: string, value: string | undefined) => (value === undefined ? {} : { [key]: value });
-    return {
-      instanceId,
-      region,
-      availabilityZone,
-      ...optional('imageId', string('imageId')),
-      ...optional('instanceType', string('instanceType')),
-      ...optional('privateIp', string('privateIp')),
-    };
-  }
-}
-
 function announcedInterruption(notice: string): StartWorkerError {
   return new StartWorkerError(`the EC2 metadata service announces a spot interruption (${notice}); not starting a worker on an instance about to go away`);
 }
@@ -268,80 +387,12 @@ function settled<T>(result: PromiseSettledResult<T>): T {
   return result.value;
 }
 
-function parseJson(text: string, where: string): JsonObject {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new StartWorkerError(`${where} is not JSON (${errorMessage(err)})`);
-  }
-  if (!isJsonObject(parsed)) throw new StartWorkerError(`${where} is not a JSON object`);
-  return parsed;
-}
-
 const plugin: ProviderPlugin<AwsConfig> = {
   name: 'aws',
   dynamic: true,
-  schema: {
-    type: 'object',
-    properties: {
-      metadataEndpoint: {
-        type: 'string',
-        minLength: 1,
-        description: `The EC2 instance metadata service (default ${DEFAULT_METADATA_ENDPOINT}, or the environment variable \`${METADATA_ENDPOINT_VARIABLE}\`, which this key overrides). For tests and proxies.`,
-      },
-      terminationPollInterval: {
-        type: 'number',
-        minimum: 0.05,
-        default: 1,
-        description: 'Seconds between two checks for a spot interruption notice (and a rebalance recommendation, when watched); fractions are allowed, down to 0.05.',
-      },
-      rebalance: {
-        enum: ['ignore', 'graceful'],
-        default: 'ignore',
-        description:
-          'What to do on an EC2 rebalance recommendation (an early sign of a spot interruption): `ignore` it, or ask the worker to finish its running tasks and stop (`graceful`, reason `rebalance`).',
-      },
-    },
-  },
-  usage: `The provider for workers on EC2 instances that worker-manager created
-with a provider of type \`aws\`. It reads the worker pool, provider, root URL
-and worker group from the user data worker-manager wrote, proves the
-instance's identity with the signed instance identity document, and uses the
-instance ID as worker ID. It speaks IMDSv2 only (a session token, reused until
-shortly before it expires).
-
-\`\`\`yaml
-provider:
-  providerType: aws
-  terminationPollInterval: 1   # optional, seconds
-  rebalance: ignore            # optional: ignore | graceful
-\`\`\`
-
-The worker location is \`{cloud: aws, region, availabilityZone}\`. The provider
-metadata has \`instance-id\`, \`image\`, \`instance-type\`, \`region\`,
-\`availability-zone\`, \`local-ipv4\`, and \`public-hostname\` and \`public-ipv4\`
-when the instance has them.
-
-start-worker refuses to start when a spot interruption is already announced,
-on a restart from \`cacheOverRestarts\` too.
-While the worker runs, it checks \`spot/instance-action\` every
-\`terminationPollInterval\` seconds; on a notice the worker gets
-graceful-termination (finish-tasks false, reason \`spot-interruption\`, the
-notice's time as deadline), or its termination signal. With
-\`rebalance: graceful\` it also checks \`events/recommendations/rebalance\`,
-and on a recommendation asks the worker to finish its tasks and stop (reason
-\`rebalance\`). When the worker exits, it is removed from worker-manager; if
-that fails, the machine is powered off with \`shutdownCommand\`.
-
-The metadata service is \`${DEFAULT_METADATA_ENDPOINT}\` unless
-\`${METADATA_ENDPOINT_VARIABLE}\` or \`metadataEndpoint\` (which wins) says
-otherwise.`,
-  check(config) {
-    if (config.metadataEndpoint === undefined) return [];
-    const problem = endpointProblem(config.metadataEndpoint, 'provider.metadataEndpoint');
-    return problem === undefined ? [] : [problem];
-  },
+  schema,
+  usage,
+  check: (config) => checkMetadataEndpoint(config.metadataEndpoint, ENDPOINT),
   create(config, context) {
     return new AwsProvider(config, context.log, context.runnerConfig.startupRetryWindow);
   },

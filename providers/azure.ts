@@ -1,17 +1,24 @@
 import { StartWorkerError, errorMessage } from '../src/errors.js';
+import { isJsonObject, type JsonObject, type JsonValue } from '../src/json.js';
 import type { Logger } from '../src/logging/logger.js';
-import type { ProviderPlugin, TerminationControl } from '../src/plugin.js';
-import { normalizeRootUrl, type RunState } from '../src/state.js';
+import type { IdentityProof, Provider, ProviderPlugin, TerminationRequester, TerminationRequest } from '../src/plugin.js';
+import type { JsonSchema } from '../src/schema.js';
+import type { RunState } from '../src/state.js';
 import { withRetries } from '../src/util/backoff.js';
-import { Poller } from '../src/util/poller.js';
 import {
-  AzureMetadataClient,
-  DEFAULT_AZURE_METADATA_ENDPOINT,
-  INSTANCE_PATH,
-  isTransientMetadataError,
-  type ScheduledEvent,
-} from './azure-metadata.js';
-import { startupDeadline, withStartupRetries } from './metadata/startup-retry.js';
+  checkMetadataEndpoint,
+  describeEndpointProblem,
+  endpointSource,
+  metadataEndpointSchema,
+  resolveMetadataEndpoint,
+  type EndpointProblem,
+  type EndpointSettings,
+} from './metadata/endpoint.js';
+import { isTransientMetadataError, MetadataPermanentError } from './metadata/errors.js';
+import { METADATA_TIMEOUT_MS, MetadataService, type StatusFailure } from './metadata/request.js';
+import { StartupRetries } from './metadata/startup-retry.js';
+import { applyUserData } from './metadata/user-data.js';
+import { TerminationWatcher, terminationPollIntervalSchema } from './metadata/watcher.js';
 
 interface AzureConfig {
   metadataEndpoint?: string;
@@ -19,152 +26,42 @@ interface AzureConfig {
   acknowledgeEvents: boolean;
 }
 
-export const ENDPOINT_ENV = 'AZURE_IMDS_ENDPOINT';
-/** Every metadata request but the first Scheduled Events call. */
-const REQUEST_TIMEOUT_MS = 2000;
+const ENDPOINT: EndpointSettings = { default: 'http://169.254.169.254', variable: 'AZURE_IMDS_ENDPOINT', describe: describeAzureEndpointProblem };
+
+/** The api-versions Taskcluster's worker-runner uses; Scheduled Events needs its own. */
+const INSTANCE_API_VERSION = '2025-04-07';
+const SCHEDULED_EVENTS_API_VERSION = '2020-07-01';
+
+const INSTANCE_PATH = '/metadata/instance';
+const ATTESTED_DOCUMENT_PATH = '/metadata/attested/document';
+const SCHEDULED_EVENTS_PATH = '/metadata/scheduledevents';
+
 /**
  * The first Scheduled Events call enables the service for the VM and may
  * take up to two minutes (Azure's docs); it runs while the worker works.
  */
 const FIRST_EVENTS_CALL_TIMEOUT_MS = 180_000;
-/** The longest pause between watch attempts while IMDS keeps failing (Preempt gives 30 s notice). */
-const WATCH_MAX_BACKOFF_MS = 10_000;
 const ACKNOWLEDGE_ATTEMPTS = 3;
 
 /** The VM tags worker-manager sets, and what they become. */
 const TAGS = { rootUrl: 'root-url', providerId: 'provider-id', workerPoolId: 'worker-pool-id', workerGroup: 'worker-group' } as const;
 
-function endpointFrom(config: AzureConfig): string {
-  const fromEnv = process.env[ENDPOINT_ENV];
-  const [endpoint, source] =
-    config.metadataEndpoint !== undefined
-      ? [config.metadataEndpoint, 'provider.metadataEndpoint']
-      : fromEnv !== undefined && fromEnv !== ''
-        ? [fromEnv, `the environment variable ${ENDPOINT_ENV}`]
-        : [DEFAULT_AZURE_METADATA_ENDPOINT, 'the default'];
-  if (!isHttpUrl(endpoint)) throw new StartWorkerError(`${source}: '${endpoint}' is not an http(s) URL; use a base URL such as ${DEFAULT_AZURE_METADATA_ENDPOINT}`);
-  return endpoint.replace(/\/+$/, '');
-}
+const NOT_IMDS_HINT = '; is the metadata endpoint an Azure Instance Metadata Service?';
 
-function isHttpUrl(text: string): boolean {
-  try {
-    return ['http:', 'https:'].includes(new URL(text).protocol);
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Whether an event is about this VM: Resources lists VM names (which Azure
- * treats case-insensitively), and an empty list means every VM.
- */
-function concernsVm(event: ScheduledEvent, vmName: string): boolean {
-  const name = vmName.toLowerCase();
-  return event.Resources.length === 0 || event.Resources.some((resource) => resource.toLowerCase() === name);
-}
-
-/** The earliest NotBefore, unless an event has started (NotBefore blank) or a date cannot be read. */
-function earliestNotBefore(events: ScheduledEvent[]): Date | undefined {
-  let earliest: number | undefined;
-  for (const event of events) {
-    const time = Date.parse(event.NotBefore);
-    if (Number.isNaN(time)) return undefined;
-    earliest = earliest === undefined ? time : Math.min(earliest, time);
-  }
-  return earliest === undefined ? undefined : new Date(earliest);
-}
-
-/**
- * Watches Scheduled Events while the worker runs. Any event other than
- * Freeze that concerns this VM asks the worker to stop, once. A failed poll
- * is neither an event nor a reason to stop: IMDS answers 502 at times.
- */
-class ScheduledEventsWatcher {
-  private readonly poller: Poller;
-  private answered = false;
-  private terminationRequested = false;
-  private readonly seen = new Set<string>();
-  /** The events that concern this VM in the latest answer (what to acknowledge). */
-  private current: ScheduledEvent[] = [];
-
-  constructor(
-    private readonly client: AzureMetadataClient,
-    private readonly vmName: string,
-    private readonly control: TerminationControl,
-    intervalMs: number,
-    private readonly log: Logger,
-  ) {
-    this.poller = new Poller((signal) => this.poll(signal), {
-      name: 'watching Azure scheduled events',
-      intervalMs,
-      maxBackoffMs: Math.max(WATCH_MAX_BACKOFF_MS, intervalMs),
-      log,
-    });
-  }
-
-  start(): void {
-    this.poller.start();
-  }
-
-  stop(): Promise<void> {
-    return this.poller.stop();
-  }
-
-  /** Events announced for this VM that have not started yet. */
-  pendingEvents(): ScheduledEvent[] {
-    return this.current.filter((event) => event.EventStatus === 'Scheduled');
-  }
-
-  private async poll(signal: AbortSignal): Promise<boolean> {
-    const timeoutMs = this.answered ? REQUEST_TIMEOUT_MS : FIRST_EVENTS_CALL_TIMEOUT_MS;
-    const { Events } = await this.client.scheduledEvents({ timeoutMs, signal });
-    this.answered = true;
-    const relevant = Events.filter((event) => concernsVm(event, this.vmName));
-    for (const event of relevant) {
-      if (this.seen.has(event.EventId)) continue;
-      this.seen.add(event.EventId);
-      const when = event.NotBefore ? `not before ${event.NotBefore}` : 'started';
-      if (event.EventType === 'Freeze') this.log.info(`Azure scheduled a Freeze (${event.EventId}, ${when}); the worker keeps running`);
-      else this.log.warn(`Azure scheduled a ${event.EventType} of this VM (${event.EventId}, ${when}, ${event.EventStatus})`);
-    }
-    this.current = relevant.filter((event) => event.EventType !== 'Freeze');
-    if (this.current.length > 0 && !this.terminationRequested) {
-      this.terminationRequested = true;
-      const preempted = this.current.some((event) => event.EventType === 'Preempt');
-      const deadline = earliestNotBefore(this.current);
-      this.control.requestTermination({ finishTasks: false, reason: preempted ? 'preemption' : 'maintenance', ...(deadline ? { deadline } : {}) });
-    }
-    // Keep watching: the latest list is what workerFinished acknowledges.
-    return false;
-  }
-}
-
-const plugin: ProviderPlugin<AzureConfig> = {
-  name: 'azure',
-  dynamic: true,
-  schema: {
-    type: 'object',
-    properties: {
-      metadataEndpoint: {
-        type: 'string',
-        minLength: 1,
-        description: `Base URL of the instance metadata service, without \`/metadata\`. Wins over the environment variable \`${ENDPOINT_ENV}\`; default \`${DEFAULT_AZURE_METADATA_ENDPOINT}\`.`,
-      },
-      terminationPollInterval: {
-        type: 'number',
-        exclusiveMinimum: 0,
-        default: 1,
-        description: 'Seconds between Scheduled Events polls while the worker runs (fractions allowed).',
-      },
-      acknowledgeEvents: {
-        type: 'boolean',
-        default: false,
-        description:
-          'When the worker has exited after a scheduled event, acknowledge the event so Azure proceeds at once instead of waiting out the notice.',
-      },
+const schema: JsonSchema = {
+  type: 'object',
+  properties: {
+    metadataEndpoint: metadataEndpointSchema(ENDPOINT, 'Base URL of the instance metadata service, without `/metadata`'),
+    terminationPollInterval: terminationPollIntervalSchema('polls of Scheduled Events'),
+    acknowledgeEvents: {
+      type: 'boolean',
+      default: false,
+      description: 'When the worker has exited after a scheduled event, acknowledge the event so Azure proceeds at once instead of waiting out the notice.',
     },
   },
-  usage: `The provider for workers on Azure VMs that worker-manager creates (a
+};
+
+const usage = `The provider for workers on Azure VMs that worker-manager creates (a
 worker-manager provider of type \`azure\`). Everything comes from the Azure
 Instance Metadata Service: the worker pool, provider, worker group and root
 URL from the VM's tags \`worker-pool-id\`, \`provider-id\`, \`worker-group\` and
@@ -197,90 +94,320 @@ an event announced before then does not stop start-worker from starting the
 worker, which is told as soon as the answer comes. With
 \`acknowledgeEvents: true\`, the events that have not started yet are
 acknowledged once the worker has exited, so Azure need not wait out the
-notice.`,
-  check(config) {
-    if (config.metadataEndpoint !== undefined && !isHttpUrl(config.metadataEndpoint)) {
-      return [`provider.metadataEndpoint: '${config.metadataEndpoint}' is not an http(s) URL`];
-    }
-    return [];
-  },
-  create(config, { log, runnerConfig }) {
-    let client: AzureMetadataClient | undefined;
-    let vmName = '';
-    let watcher: ScheduledEventsWatcher | undefined;
-    const metadataClient = (): AzureMetadataClient => (client ??= new AzureMetadataClient(endpointFrom(config)));
+notice.`;
 
-    let deadline = 0;
-    /** One startup request, retried while it fails transiently, within the startup window. */
-    const startupRequest = <T>(what: string, request: () => Promise<T>): Promise<T> =>
-      withStartupRetries(request, {
-        deadline,
-        windowSeconds: runnerConfig.startupRetryWindow,
-        isTransient: isTransientMetadataError,
-        log,
-        hint: `is this an Azure VM with its metadata service at ${metadataClient().endpoint}? Elsewhere, set provider.metadataEndpoint or ${ENDPOINT_ENV}`,
-      }, what);
+class AzureProvider implements Provider {
+  private client: AzureMetadataClient | undefined;
+  private vmName = '';
+  private readonly watcher: TerminationWatcher;
+  /** Whether Scheduled Events has answered once (its first call is slow). */
+  private eventsAnswered = false;
+  private readonly seenEvents = new Set<string>();
+  /** The events that concern this VM in the latest answer (what to acknowledge). */
+  private currentEvents: ScheduledEvent[] = [];
 
-    return {
-      async configureRun(state) {
-        const metadata = metadataClient();
-        deadline = startupDeadline(runnerConfig.startupRetryWindow);
-        log.info(`reading instance metadata from ${metadata.endpoint}`);
-        const instance = await startupRequest('instance metadata', () => metadata.instance({ timeoutMs: REQUEST_TIMEOUT_MS }));
-        const tag = (name: string): string => {
-          const value = instance.tags.get(name);
-          if (value === undefined || value === '') {
-            throw new StartWorkerError(
-              `${INSTANCE_PATH}: the VM has no tag '${name}' in compute.tagsList; worker-manager tags the VMs it creates, so is this VM from an azure worker pool?`,
-            );
-          }
-          return value;
-        };
-        state.rootUrl = normalizeRootUrl(tag(TAGS.rootUrl));
-        state.providerId = tag(TAGS.providerId);
-        state.workerPoolId = tag(TAGS.workerPoolId);
-        state.workerGroup = tag(TAGS.workerGroup);
-        state.workerId = instance.name;
-        state.workerLocation = { cloud: 'azure', region: instance.location };
-        state.providerMetadata = {
-          'vm-id': instance.vmId,
-          'instance-type': instance.vmSize,
-          region: instance.location,
-          ...(instance.privateIpAddress !== undefined ? { 'local-ipv4': instance.privateIpAddress } : {}),
-          ...(instance.publicIpAddress !== undefined ? { 'public-ipv4': instance.publicIpAddress } : {}),
-        };
-        vmName = instance.name;
-        const document = await startupRequest('attested document', () => metadata.attestedDocumentSignature({ timeoutMs: REQUEST_TIMEOUT_MS }));
-        // No Scheduled Events call here: the first one may take minutes.
-        return { document };
-      },
-      async useCachedRun(state: RunState) {
-        metadataClient();
-        vmName = state.workerId;
-      },
-      workerStarted(control) {
-        const intervalMs = config.terminationPollInterval * 1000;
-        watcher = new ScheduledEventsWatcher(metadataClient(), vmName, control, intervalMs, log);
-        watcher.start();
-      },
-      async workerFinished() {
-        if (watcher === undefined) return;
-        await watcher.stop();
-        const pending = watcher.pendingEvents();
-        if (!config.acknowledgeEvents || pending.length === 0) return;
-        const ids = pending.map((event) => event.EventId);
-        try {
-          await withRetries(() => metadataClient().startEvents(ids, { timeoutMs: REQUEST_TIMEOUT_MS }), {
-            maxAttempts: ACKNOWLEDGE_ATTEMPTS,
-            initialDelayMs: 500,
-            isTransient: isTransientMetadataError,
-          });
-          log.info(`acknowledged scheduled event(s) ${ids.join(', ')}: Azure may proceed`);
-        } catch (err) {
-          log.warn(`could not acknowledge scheduled event(s) ${ids.join(', ')}: ${errorMessage(err)}; Azure proceeds when the notice ends`);
-        }
-      },
+  constructor(
+    private readonly config: AzureConfig,
+    private readonly log: Logger,
+    private readonly startupRetryWindow: number,
+  ) {
+    this.watcher = new TerminationWatcher([{ name: 'watching Azure scheduled events', check: (signal) => this.checkScheduledEvents(signal) }], {
+      intervalMs: config.terminationPollInterval * 1000,
+      // the latest list is what workerFinished acknowledges
+      afterStopNow: 'keep-checking',
+      log,
+    });
+  }
+
+  async configureRun(state: RunState): Promise<IdentityProof> {
+    const metadata = this.metadata();
+    const startup = this.startupRetries();
+    this.log.info(`reading instance metadata from ${metadata.endpoint}`);
+    const instance = await startup.run(() => metadata.instance(), 'instance metadata');
+    const tag = (name: string): string => {
+      const value = instance.tags.get(name);
+      if (value === undefined || value === '') {
+        throw new StartWorkerError(
+          `${INSTANCE_PATH}: the VM has no tag '${name}' in compute.tagsList; worker-manager tags the VMs it creates, so is this VM from an azure worker pool?`,
+        );
+      }
+      return value;
     };
+    const userData = { rootUrl: tag(TAGS.rootUrl), providerId: tag(TAGS.providerId), workerPoolId: tag(TAGS.workerPoolId), workerGroup: tag(TAGS.workerGroup) };
+    // No Scheduled Events call here: the first one may take minutes.
+    const document = await startup.run(() => metadata.attestedDocumentSignature(), 'attested document');
+
+    // Identified only with the proof in hand: a VM that cannot prove who it is was never known to worker-manager.
+    applyUserData(state, userData);
+    state.workerId = instance.name;
+    state.workerLocation = { cloud: 'azure', region: instance.location };
+    state.providerMetadata = {
+      'vm-id': instance.vmId,
+      'instance-type': instance.vmSize,
+      region: instance.location,
+      ...(instance.privateIpAddress !== undefined ? { 'local-ipv4': instance.privateIpAddress } : {}),
+      ...(instance.publicIpAddress !== undefined ? { 'public-ipv4': instance.publicIpAddress } : {}),
+    };
+    this.vmName = instance.name;
+    return { document };
+  }
+
+  async useCachedRun(state: RunState): Promise<void> {
+    this.metadata();
+    this.vmName = state.workerId;
+  }
+
+  workerStarted(control: TerminationRequester): void {
+    this.watcher.start(control);
+  }
+
+  async workerFinished(): Promise<void> {
+    await this.watcher.stop();
+    // Events announced for this VM that have not started yet.
+    const pending = this.currentEvents.filter((event) => event.EventStatus === 'Scheduled');
+    if (!this.config.acknowledgeEvents || pending.length === 0) return;
+    const ids = pending.map((event) => event.EventId);
+    try {
+      await withRetries(() => this.metadata().startEvents(ids), { maxAttempts: ACKNOWLEDGE_ATTEMPTS, initialDelayMs: 500, isTransient: isTransientMetadataError });
+      this.log.info(`acknowledged scheduled event(s) ${ids.join(', ')}: Azure may proceed`);
+    } catch (err) {
+      this.log.warn(`could not acknowledge scheduled event(s) ${ids.join(', ')}: ${errorMessage(err)}; Azure proceeds when the notice ends`);
+    }
+  }
+
+  /** Resolved when first needed, so a bad address is a startup error, not a crash in create(). */
+  private metadata(): AzureMetadataClient {
+    this.client ??= new AzureMetadataClient(resolveMetadataEndpoint(this.config.metadataEndpoint, ENDPOINT));
+    return this.client;
+  }
+
+  private startupRetries(): StartupRetries {
+    return new StartupRetries({
+      windowSeconds: this.startupRetryWindow,
+      log: this.log,
+      hint: `is this an Azure VM with its metadata service at ${this.metadata().endpoint}? Elsewhere, set provider.metadataEndpoint or ${ENDPOINT.variable}`,
+    });
+  }
+
+  /**
+   * One Scheduled Events poll. Any event other than Freeze that concerns
+   * this VM asks the worker to stop (the watcher passes on the first
+   * request only). A failed poll is neither an event nor a reason to stop:
+   * IMDS answers 502 at times.
+   */
+  private async checkScheduledEvents(signal: AbortSignal): Promise<TerminationRequest | undefined> {
+    const timeoutMs = this.eventsAnswered ? METADATA_TIMEOUT_MS : FIRST_EVENTS_CALL_TIMEOUT_MS;
+    const { Events } = await this.metadata().scheduledEvents(timeoutMs, signal);
+    this.eventsAnswered = true;
+    const relevant = Events.filter((event) => concernsVm(event, this.vmName));
+    for (const event of relevant) {
+      if (this.seenEvents.has(event.EventId)) continue;
+      this.seenEvents.add(event.EventId);
+      const when = event.NotBefore ? `not before ${event.NotBefore}` : 'started';
+      if (event.EventType === 'Freeze') this.log.info(`Azure scheduled a Freeze (${event.EventId}, ${when}); the worker keeps running`);
+      else this.log.warn(`Azure scheduled a ${event.EventType} of this VM (${event.EventId}, ${when}, ${event.EventStatus})`);
+    }
+    this.currentEvents = relevant.filter((event) => event.EventType !== 'Freeze');
+    if (this.currentEvents.length === 0) return undefined;
+    const preempted = this.currentEvents.some((event) => event.EventType === 'Preempt');
+    const deadline = earliestNotBefore(this.currentEvents);
+    return { finishTasks: false, reason: preempted ? 'preemption' : 'maintenance', ...(deadline ? { deadline } : {}) };
+  }
+}
+
+/** What start-worker needs from `/metadata/instance`. */
+interface AzureInstance {
+  name: string;
+  location: string;
+  vmId: string;
+  vmSize: string;
+  tags: Map<string, string>;
+  /** Addresses of the only address of the only interface, when there is exactly one. */
+  privateIpAddress?: string;
+  publicIpAddress?: string;
+}
+
+interface ScheduledEvent {
+  EventId: string;
+  EventType: string;
+  ResourceType: string;
+  Resources: string[];
+  EventStatus: string;
+  /** RFC 1123 date; blank once the event has started. */
+  NotBefore: string;
+  Description: string;
+  EventSource: string;
+  DurationInSeconds: number;
+}
+
+interface ScheduledEvents {
+  DocumentIncarnation: number;
+  Events: ScheduledEvent[];
+}
+
+/** IMDS: every request carries `Metadata: true` and an `api-version`, as IMDS requires. */
+class AzureMetadataClient {
+  private readonly service: MetadataService;
+
+  /** @param endpoint base URL without `/metadata`, e.g. http://169.254.169.254 */
+  constructor(readonly endpoint: string) {
+    // 410 too, as the IMDS docs advise
+    this.service = new MetadataService(endpoint, { headers: { Metadata: 'true' }, transientStatuses: [410], describe: describeAzureFailure });
+  }
+
+  async instance(): Promise<AzureInstance> {
+    return parseInstance(await this.getJson(INSTANCE_PATH, INSTANCE_API_VERSION));
+  }
+
+  /** The `signature` of the attested document: the identity proof worker-manager checks. */
+  async attestedDocumentSignature(): Promise<string> {
+    const document = await this.getJson(ATTESTED_DOCUMENT_PATH, INSTANCE_API_VERSION);
+    const where = ATTESTED_DOCUMENT_PATH;
+    if (!isJsonObject(document)) throw invalid(where, 'the answer is not a JSON object');
+    if (document['encoding'] !== 'pkcs7') {
+      throw new MetadataPermanentError(
+        `${where}: expected an attested document with encoding pkcs7, got ${JSON.stringify(document['encoding'] ?? null)}; worker-manager accepts only pkcs7 documents`,
+      );
+    }
+    const signature = document['signature'];
+    if (typeof signature !== 'string' || signature === '') throw missing(where, 'signature');
+    return signature;
+  }
+
+  async scheduledEvents(timeoutMs: number, signal: AbortSignal): Promise<ScheduledEvents> {
+    return parseScheduledEvents(await this.getJson(SCHEDULED_EVENTS_PATH, SCHEDULED_EVENTS_API_VERSION, timeoutMs, signal));
+  }
+
+  /** Tell Azure it may start these events now instead of waiting out their notice. */
+  async startEvents(eventIds: string[]): Promise<void> {
+    await this.service.request({
+      method: 'POST',
+      path: SCHEDULED_EVENTS_PATH,
+      query: { 'api-version': SCHEDULED_EVENTS_API_VERSION },
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ StartRequests: eventIds.map((EventId) => ({ EventId })) }),
+    });
+  }
+
+  private async getJson(path: string, apiVersion: string, timeoutMs?: number, signal?: AbortSignal): Promise<JsonValue> {
+    const { body } = await this.service.request({ path, query: { 'api-version': apiVersion }, timeoutMs, signal });
+    try {
+      return JSON.parse(body) as JsonValue;
+    } catch (err) {
+      throw invalid(path, `the answer is not JSON (${errorMessage(err)})`);
+    }
+  }
+}
+
+/** Messages name the path, without the api-version. */
+function describeAzureFailure({ method, path, status, summary, transient }: StatusFailure): string {
+  return `${method} ${path}: HTTP ${status}${summary === '' ? '' : `: ${summary}`}${transient ? '' : NOT_IMDS_HINT}`;
+}
+
+function describeAzureEndpointProblem(problem: EndpointProblem): string {
+  if (problem.kind === 'query-or-fragment') return describeEndpointProblem(problem);
+  return `${endpointSource(problem)}: '${problem.value}' is not an http(s) URL; use a base URL such as ${ENDPOINT.default}`;
+}
+
+function invalid(path: string, what: string): MetadataPermanentError {
+  return new MetadataPermanentError(`${path}: ${what}${NOT_IMDS_HINT}`);
+}
+
+function missing(path: string, field: string): MetadataPermanentError {
+  return new MetadataPermanentError(`${path}: ${field} is missing or empty; this must run on an Azure VM (or point metadataEndpoint at a complete metadata service)`);
+}
+
+function requiredString(object: JsonObject, key: string, path: string, prefix: string): string {
+  const value = object[key];
+  if (typeof value !== 'string' || value === '') throw missing(path, `${prefix}${key}`);
+  return value;
+}
+
+function parseInstance(data: JsonValue): AzureInstance {
+  const path = INSTANCE_PATH;
+  if (!isJsonObject(data)) throw invalid(path, 'the answer is not a JSON object');
+  const compute = data['compute'];
+  if (!isJsonObject(compute)) throw missing(path, 'compute');
+  const tagsList = compute['tagsList'];
+  if (!Array.isArray(tagsList)) throw missing(path, 'compute.tagsList');
+  const tags = new Map<string, string>();
+  for (const tag of tagsList) {
+    if (isJsonObject(tag) && typeof tag['name'] === 'string' && typeof tag['value'] === 'string') tags.set(tag['name'], tag['value']);
+  }
+  const instance: AzureInstance = {
+    name: requiredString(compute, 'name', path, 'compute.'),
+    location: requiredString(compute, 'location', path, 'compute.'),
+    vmId: requiredString(compute, 'vmId', path, 'compute.'),
+    vmSize: requiredString(compute, 'vmSize', path, 'compute.'),
+    tags,
+  };
+  // Only an unambiguous address is worth reporting, as Taskcluster does.
+  const interfaces = isJsonObject(data['network']) ? data['network']['interface'] : undefined;
+  if (Array.isArray(interfaces) && interfaces.length === 1 && isJsonObject(interfaces[0])) {
+    const ipv4 = interfaces[0]['ipv4'];
+    const addresses = isJsonObject(ipv4) ? ipv4['ipAddress'] : undefined;
+    if (Array.isArray(addresses) && addresses.length === 1 && isJsonObject(addresses[0])) {
+      const { privateIpAddress, publicIpAddress } = addresses[0];
+      if (typeof privateIpAddress === 'string' && privateIpAddress !== '') instance.privateIpAddress = privateIpAddress;
+      if (typeof publicIpAddress === 'string' && publicIpAddress !== '') instance.publicIpAddress = publicIpAddress;
+    }
+  }
+  return instance;
+}
+
+function parseScheduledEvents(data: JsonValue): ScheduledEvents {
+  const path = SCHEDULED_EVENTS_PATH;
+  if (!isJsonObject(data) || !Array.isArray(data['Events'])) throw invalid(path, 'the answer has no Events list');
+  const events = data['Events'].map((event, index): ScheduledEvent => {
+    if (!isJsonObject(event) || typeof event['EventId'] !== 'string' || typeof event['EventType'] !== 'string') {
+      throw invalid(path, `Events[${index}] has no EventId or EventType`);
+    }
+    const text = (key: string): string => (typeof event[key] === 'string' ? event[key] : '');
+    const resources = Array.isArray(event['Resources']) ? event['Resources'].filter((r): r is string => typeof r === 'string') : [];
+    return {
+      EventId: event['EventId'],
+      EventType: event['EventType'],
+      ResourceType: text('ResourceType'),
+      Resources: resources,
+      EventStatus: text('EventStatus'),
+      NotBefore: text('NotBefore'),
+      Description: text('Description'),
+      EventSource: text('EventSource'),
+      DurationInSeconds: typeof event['DurationInSeconds'] === 'number' ? event['DurationInSeconds'] : -1,
+    };
+  });
+  const incarnation = data['DocumentIncarnation'];
+  return { DocumentIncarnation: typeof incarnation === 'number' ? incarnation : 0, Events: events };
+}
+
+/**
+ * Whether an event is about this VM: Resources lists VM names (which Azure
+ * treats case-insensitively), and an empty list means every VM.
+ */
+function concernsVm(event: ScheduledEvent, vmName: string): boolean {
+  const name = vmName.toLowerCase();
+  return event.Resources.length === 0 || event.Resources.some((resource) => resource.toLowerCase() === name);
+}
+
+/** The earliest NotBefore, unless an event has started (NotBefore blank) or a date cannot be read. */
+function earliestNotBefore(events: ScheduledEvent[]): Date | undefined {
+  let earliest: number | undefined;
+  for (const event of events) {
+    const time = Date.parse(event.NotBefore);
+    if (Number.isNaN(time)) return undefined;
+    earliest = earliest === undefined ? time : Math.min(earliest, time);
+  }
+  return earliest === undefined ? undefined : new Date(earliest);
+}
+
+const plugin: ProviderPlugin<AzureConfig> = {
+  name: 'azure',
+  dynamic: true,
+  schema,
+  usage,
+  check: (config) => checkMetadataEndpoint(config.metadataEndpoint, ENDPOINT),
+  create(config, context) {
+    return new AzureProvider(config, context.log, context.runnerConfig.startupRetryWindow);
   },
 };
 

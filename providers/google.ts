@@ -1,36 +1,36 @@
 import { StartWorkerError } from '../src/errors.js';
-import { isJsonObject, type JsonObject } from '../src/json.js';
+import type { JsonObject } from '../src/json.js';
 import type { Logger } from '../src/logging/logger.js';
-import type { Provider, ProviderPlugin, TerminationControl, TerminationRequest } from '../src/plugin.js';
-import { normalizeRootUrl, type RunState } from '../src/state.js';
-import { Poller } from '../src/util/poller.js';
-import {
-  DEFAULT_METADATA_ENDPOINT,
-  GoogleMetadataClient,
-  METADATA_HOST_VARIABLE,
-  MetadataNotFoundError,
-  isTransientMetadataError,
-  metadataBaseUrl,
-  type MetadataAnswer,
-} from './google-metadata.js';
-import { startupDeadline, withStartupRetries } from './metadata/startup-retry.js';
+import type { Provider, ProviderPlugin, TerminationRequester, TerminationRequest } from '../src/plugin.js';
+import type { JsonSchema } from '../src/schema.js';
+import type { RunState } from '../src/state.js';
+import { HttpRequestError } from '../src/util/http.js';
+import { metadataEndpointSchema, resolveMetadataEndpoint, type EndpointProblem, type EndpointSettings } from './metadata/endpoint.js';
+import { MetadataNotFoundError, MetadataPermanentError, notFoundAsUndefined } from './metadata/errors.js';
+import { MetadataService, type StatusFailure } from './metadata/request.js';
+import { StartupRetries } from './metadata/startup-retry.js';
+import { applyUserData, parseUserData } from './metadata/user-data.js';
+import { TerminationWatcher, terminationPollIntervalSchema, WATCH_FIRST_ERROR_DELAY_MS, WATCH_MAX_BACKOFF_MS } from './metadata/watcher.js';
 
 interface GoogleConfig {
   metadataEndpoint?: string;
   terminationPollInterval: number;
 }
 
-/** What worker-manager writes into the `taskcluster` instance attribute. */
-interface UserData {
-  workerPoolId: string;
-  providerId: string;
-  workerGroup: string;
-  rootUrl: string;
-}
+/** GCE_METADATA_HOST is gcp-metadata's variable: `host[:port]` of the metadata server. */
+const ENDPOINT: EndpointSettings = {
+  default: 'http://metadata.google.internal',
+  variable: 'GCE_METADATA_HOST',
+  // a URL is accepted too
+  urlOfVariable: (host) => (host.includes('://') ? host : `http://${host}`),
+  apiPrefix: '/computeMetadata/v1',
+  describe: describeGoogleEndpointProblem,
+};
 
 const USER_DATA_PATH = 'instance/attributes/taskcluster';
 const INSTANCE_ID_PATH = 'instance/id';
 const PUBLIC_IPV4_PATH = 'instance/network-interfaces/0/access-configs/0/external-ip';
+const IDENTITY_PATH = 'instance/service-accounts/default/identity';
 
 /** Provider metadata read as they are (the zone and machine type are shortened below). */
 const METADATA_PATHS = {
@@ -64,34 +64,29 @@ const MISSING_HINT = 'is this a Compute Engine VM created by worker-manager?';
 
 /** How long the server may hold a long-poll; the client waits a little longer. */
 const LONG_POLL_SECONDS = 60;
+/** How much longer than its `timeout_sec` a long-poll may take before we give up on it. */
+const LONG_POLL_GRACE_MS = 5000;
 /**
  * A long-poll that comes back unchanged sooner than this was not held by
- * the server: treated as a failure so the watcher backs off instead of
- * spinning.
+ * the server (a proxy in the way, say): treated as a failure, so the
+ * watcher backs off.
  */
 const MIN_UNCHANGED_HOLD_MS = 1000;
 
-const plugin: ProviderPlugin<GoogleConfig> = {
-  name: 'google',
-  dynamic: true,
-  schema: {
-    type: 'object',
-    properties: {
-      metadataEndpoint: {
-        type: 'string',
-        pattern: '^https?://[^/]',
-        description: `Address of the metadata server, such as \`http://127.0.0.1:8080\` (\`/computeMetadata/v1\` is added). Wins over the environment variable \`${METADATA_HOST_VARIABLE}\` (\`host[:port]\`); the default is \`${DEFAULT_METADATA_ENDPOINT}\`. For tests and unusual networks.`,
-      },
-      terminationPollInterval: {
-        type: 'number',
-        exclusiveMinimum: 0,
-        default: 1,
-        description:
-          'Seconds to pause before watching preemption and maintenance events again after the metadata server failed; each further failure doubles the pause, up to ten times this value. While the server works the watch is a long-poll with no pause.',
-      },
+const schema: JsonSchema = {
+  type: 'object',
+  properties: {
+    metadataEndpoint: {
+      ...metadataEndpointSchema(ENDPOINT, `Address of the metadata server, such as \`http://127.0.0.1:8080\` (\`/computeMetadata/v1\` is added; \`${ENDPOINT.variable}\` is \`host[:port]\`)`),
+      pattern: '^https?://[^/]',
     },
+    terminationPollInterval: terminationPollIntervalSchema(
+      'the pause between two long-polls of the preemption and maintenance values (a change during the pause is still seen: the next long-poll resumes from the last ETag and is answered at once)',
+    ),
   },
-  usage: `The provider for workers on Google Compute Engine VMs created by a
+};
+
+const usage = `The provider for workers on Google Compute Engine VMs created by a
 worker-manager provider of type \`google\`. Everything comes from the
 metadata server (requests carry \`Metadata-Flavor: Google\`): the root URL,
 provider, worker pool and worker group from the \`taskcluster\` instance
@@ -102,7 +97,7 @@ an identity token for the root URL as the proof of identity.
 provider:
   providerType: google
   metadataEndpoint: http://127.0.0.1:8080   # optional; tests and unusual networks
-  terminationPollInterval: 1                # optional; seconds, the pause after errors
+  terminationPollInterval: 1                # optional; seconds between two long-polls
 \`\`\`
 
 The worker location is \`{cloud: google, region, zone}\`. The provider
@@ -112,58 +107,54 @@ metadata has \`instance-id\`, \`project-id\`, \`image\`, \`instance-type\`
 
 While the worker runs, \`instance/preempted\` and \`instance/maintenance-event\`
 are long-polled (\`wait_for_change\`, resuming from the last ETag, so no change
-is missed between two polls). When the VM is preempted (reason
+is missed between two polls), with a pause of \`terminationPollInterval\`
+seconds between two long-polls. When the VM is preempted (reason
 \`preemption\`) or host maintenance will terminate it
 (\`TERMINATE_ON_HOST_MAINTENANCE\`, reason \`maintenance\`), the worker gets
 graceful-termination with \`finish-tasks: false\` (or its termination
 signal); Compute Engine gives no deadline. start-worker refuses to start on a
 VM that is already being preempted or terminated for maintenance.
 
-Metadata requests time out after 2 s (long-polls after 65 s); at startup a
+A failed long-poll is logged and retried after a pause that doubles with
+each failure, from \`terminationPollInterval\` (at least ${WATCH_FIRST_ERROR_DELAY_MS / 1000} s) up to ${WATCH_MAX_BACKOFF_MS / 1000} s
+(or \`terminationPollInterval\`, if longer); it never stops the worker.
+
+Metadata requests time out after 2 s (long-polls after ${LONG_POLL_SECONDS + LONG_POLL_GRACE_MS / 1000} s); at startup a
 failed request is retried with backoff within \`startupRetryWindow\`. A missing value is an error naming its metadata
 path. The identity token is never logged. A run restarted from
 \`cacheOverRestarts\` reads only the preemption and maintenance values
-before the worker starts, and refuses to start it on a VM going away.`,
-  create(config, context) {
-    return new GoogleProvider(config, context.log, context.runnerConfig.startupRetryWindow);
-  },
-};
-
-export default plugin;
+before the worker starts, and refuses to start it on a VM going away.`;
 
 class GoogleProvider implements Provider {
   private client: GoogleMetadataClient | undefined;
   /** The last answers for the notice paths (first from the startup check): long-polls resume from their ETags. */
   private readonly noticeBaselines = new Map<string, MetadataAnswer>();
-  private readonly pollers: Poller[] = [];
-  private terminationRequested = false;
+  private readonly watcher: TerminationWatcher;
 
   constructor(
     private readonly config: GoogleConfig,
     private readonly log: Logger,
     private readonly startupRetryWindow: number,
-  ) {}
-
-  /** Resolved when first needed, so a bad address is a startup error, not a crash in create(). */
-  private metadata(): GoogleMetadataClient {
-    this.client ??= new GoogleMetadataClient(metadataBaseUrl(this.config.metadataEndpoint));
-    return this.client;
+  ) {
+    const checks = NOTICES.map((notice) => ({ name: `watching Google metadata ${notice.path}`, check: (signal: AbortSignal) => this.checkNotice(notice, signal) }));
+    // one preemption or maintenance notice is the last word
+    this.watcher = new TerminationWatcher(checks, { intervalMs: config.terminationPollInterval * 1000, afterStopNow: 'stop', log });
   }
 
   async configureRun(state: RunState): Promise<JsonObject> {
     const metadata = this.metadata();
     this.log.info(`reading instance metadata from ${metadata.base}`);
-    const deadline = startupDeadline(this.startupRetryWindow);
-    const read = (path: string) => this.withStartupRetries(deadline, () => metadata.get(path));
-    await this.refuseAnnouncedNotice(deadline);
+    const startup = this.startupRetries();
+    const read = (path: string) => this.startupRead(startup, () => metadata.get(path));
+    await this.refuseAnnouncedNotice(startup);
 
     const [userDataAnswer, instanceId, publicIpv4, ...values] = await Promise.all([
       read(USER_DATA_PATH),
       read(INSTANCE_ID_PATH),
-      this.withStartupRetries(deadline, () => metadata.getOptional(PUBLIC_IPV4_PATH)),
+      this.startupRead(startup, () => metadata.getOptional(PUBLIC_IPV4_PATH)),
       ...Object.values(METADATA_PATHS).map((path) => read(path)),
     ]);
-    const userData = parseUserData(userDataAnswer.value);
+    const userData = parseUserData(userDataAnswer.value, `Google metadata ${USER_DATA_PATH}`, 'worker-manager sets it on the VMs it creates');
     const workerId = required(INSTANCE_ID_PATH, instanceId.value);
     const value = Object.fromEntries(
       Object.entries(METADATA_PATHS).map(([name, path], index) => [name, required(path, values[index]!.value)]),
@@ -171,10 +162,7 @@ class GoogleProvider implements Provider {
     const zone = lastSegment(value.zone);
     const region = regionOf(zone);
 
-    state.rootUrl = normalizeRootUrl(userData.rootUrl);
-    state.providerId = userData.providerId;
-    state.workerPoolId = userData.workerPoolId;
-    state.workerGroup = userData.workerGroup;
+    applyUserData(state, userData);
     // exact text: instance ids exceed 2^53
     state.workerId = workerId;
     state.workerLocation = { cloud: 'google', region, zone };
@@ -192,29 +180,59 @@ class GoogleProvider implements Provider {
     };
 
     // worker-manager checks that the token was made for its root URL.
-    const identityPath = 'instance/service-accounts/default/identity';
-    const identity = await this.withStartupRetries(
-      deadline,
-      () => metadata.get(identityPath, { query: { audience: userData.rootUrl, format: 'full' } }),
+    const identity = await this.startupRead(
+      startup,
+      () => metadata.get(IDENTITY_PATH, { query: { audience: userData.rootUrl, format: 'full' } }),
       'the VM needs a service account to prove its identity to worker-manager',
     );
-    const token = required(identityPath, identity.value);
-    this.log.redactor.add(token);
-    return { token };
+    return { token: required(IDENTITY_PATH, identity.value) };
   }
 
   async useCachedRun(): Promise<void> {
     // A restart, as a first start, must not run a worker on a VM going away.
-    await this.refuseAnnouncedNotice(startupDeadline(this.startupRetryWindow));
+    await this.refuseAnnouncedNotice(this.startupRetries());
+  }
+
+  workerStarted(control: TerminationRequester): void {
+    this.watcher.start(control);
+    this.log.info(`watching ${NOTICES.map((notice) => notice.path).join(' and ')} for the VM going away`);
+  }
+
+  workerFinished(): Promise<void> {
+    return this.watcher.stop();
+  }
+
+  /** Resolved when first needed, so a bad address is a startup error, not a crash in create(). */
+  private metadata(): GoogleMetadataClient {
+    this.client ??= new GoogleMetadataClient(resolveMetadataEndpoint(this.config.metadataEndpoint, ENDPOINT));
+    return this.client;
+  }
+
+  private startupRetries(): StartupRetries {
+    return new StartupRetries({
+      windowSeconds: this.startupRetryWindow,
+      log: this.log,
+      hint: `check that this is a Compute Engine VM, or where metadataEndpoint / ${ENDPOINT.variable} point`,
+    });
+  }
+
+  /** A startup request, retried while it fails transiently; a missing value is an error naming its path. */
+  private async startupRead<T>(startup: StartupRetries, operation: () => Promise<T>, missingHint = MISSING_HINT): Promise<T> {
+    try {
+      return await startup.run(operation);
+    } catch (err) {
+      if (err instanceof MetadataNotFoundError) throw new StartWorkerError(`${err.message}; it is required: ${missingHint}`, { cause: err });
+      throw err;
+    }
   }
 
   /**
    * Refuse a VM that is already going away (Taskcluster checks preemption
    * only); the answers are the baselines the watchers' long-polls resume from.
    */
-  private async refuseAnnouncedNotice(deadline: number): Promise<void> {
+  private async refuseAnnouncedNotice(startup: StartupRetries): Promise<void> {
     const metadata = this.metadata();
-    const answers = await Promise.all(NOTICES.map((notice) => this.withStartupRetries(deadline, () => metadata.get(notice.path))));
+    const answers = await Promise.all(NOTICES.map((notice) => this.startupRead(startup, () => metadata.get(notice.path))));
     NOTICES.forEach((notice, index) => {
       const answer = answers[index]!;
       if (notice.announced(answer.value)) {
@@ -224,69 +242,100 @@ class GoogleProvider implements Provider {
     });
   }
 
-  workerStarted(control: TerminationControl): void {
-    const errorDelayMs = this.config.terminationPollInterval * 1000;
-    for (const notice of NOTICES) {
-      const poller = new Poller((signal) => this.pollNotice(notice, control, signal), {
-        name: `watching Google metadata ${notice.path}`,
-        intervalMs: 0, // a long-poll waits on the server
-        errorDelayMs,
-        maxBackoffMs: errorDelayMs * 10,
-        log: this.log,
-      });
-      this.pollers.push(poller);
-      poller.start();
-    }
-    this.log.info(`watching ${NOTICES.map((notice) => notice.path).join(' and ')} for the VM going away`);
-  }
-
-  /** One long-poll of a notice path; true (stop polling) once termination has been requested. */
-  private async pollNotice(notice: Notice, control: TerminationControl, signal: AbortSignal): Promise<boolean> {
-    if (this.terminationRequested) return true;
+  /** One long-poll of a notice path. */
+  private async checkNotice(notice: Notice, signal: AbortSignal): Promise<TerminationRequest | undefined> {
     // configureRun or useCachedRun read every notice path first
     const baseline = this.noticeBaselines.get(notice.path)!;
     const started = Date.now();
     const answer = await this.metadata().waitForChange(notice.path, { lastEtag: baseline.etag, timeoutSec: LONG_POLL_SECONDS, signal });
     const unchanged = answer.etag === baseline.etag && answer.value === baseline.value;
     if (unchanged && Date.now() - started < MIN_UNCHANGED_HOLD_MS && !notice.announced(answer.value)) {
-      throw new StartWorkerError(`Google metadata ${notice.path}: the server answered a wait_for_change request at once without a change`);
+      throw new MetadataPermanentError(`Google metadata ${notice.path}: the server answered a wait_for_change request at once without a change`);
     }
     this.noticeBaselines.set(notice.path, answer);
     if (notice.announced(answer.value)) {
-      this.requestTermination(control, notice, answer.value);
-      return true;
+      this.log.warn(`Google metadata ${notice.path} is ${answer.value.trim()}: ${notice.what}; asking the worker to stop now`);
+      return { finishTasks: false, reason: notice.reason };
     }
     if (answer.value !== baseline.value) this.log.info(`Google metadata ${notice.path} is now ${answer.value.trim()}`);
-    return false;
+    return undefined;
+  }
+}
+
+/** A metadata value and the ETag it came with (absent only from a non-conforming server). */
+interface MetadataAnswer {
+  value: string;
+  etag: string | undefined;
+}
+
+/**
+ * The Compute Engine metadata server.
+ *
+ * Not the official gcp-metadata package: it hides the ETag of an answer
+ * (and with it the `last_etag` a wait_for_change long-poll must pass so a
+ * change between two polls is not missed), gives up on long-polls after 3 s
+ * when it thinks it is not on GCP, and turns large numbers in JSON answers
+ * into BigNumber objects, while instance ids (above 2^53) must stay the
+ * exact text the server sent.
+ */
+class GoogleMetadataClient {
+  private readonly service: MetadataService;
+
+  /** `base` is the server's address without /computeMetadata/v1. */
+  constructor(readonly base: string) {
+    this.service = new MetadataService(`${base}${ENDPOINT.apiPrefix}/`, { headers: { 'Metadata-Flavor': 'Google' }, describe: describeGoogleFailure });
   }
 
-  async workerFinished(): Promise<void> {
-    await Promise.all(this.pollers.map((poller) => poller.stop()));
+  /** A value such as `instance/id`; a 404 is a MetadataNotFoundError naming the path. */
+  get(path: string, options: { query?: Record<string, string>; signal?: AbortSignal } = {}): Promise<MetadataAnswer> {
+    return this.request(path, options.query ?? {}, undefined, options.signal);
   }
 
-  private requestTermination(control: TerminationControl, notice: Notice, value: string): void {
-    if (this.terminationRequested) return;
-    this.terminationRequested = true;
-    this.log.warn(`Google metadata ${notice.path} is ${value.trim()}: ${notice.what}; asking the worker to stop now`);
-    control.requestTermination({ finishTasks: false, reason: notice.reason });
+  /** A value, or undefined when the server has none (404). */
+  getOptional(path: string): Promise<MetadataAnswer | undefined> {
+    return notFoundAsUndefined(this.get(path));
   }
 
-  /** Startup requests: retries of transient failures within the window; a missing value is an error naming its path. */
-  private async withStartupRetries<T>(deadline: number, operation: () => Promise<T>, missingHint = MISSING_HINT): Promise<T> {
+  /**
+   * Long-poll a value: the server answers when it differs from the one with
+   * `lastEtag` (at once if it already does), or after `timeoutSec` with the
+   * unchanged value.
+   */
+  waitForChange(path: string, options: { lastEtag: string | undefined; timeoutSec: number; signal?: AbortSignal }): Promise<MetadataAnswer> {
+    const query: Record<string, string> = { wait_for_change: 'true', timeout_sec: String(options.timeoutSec) };
+    if (options.lastEtag !== undefined) query['last_etag'] = options.lastEtag;
+    return this.request(path, query, options.timeoutSec * 1000 + LONG_POLL_GRACE_MS, options.signal);
+  }
+
+  private async request(path: string, query: Record<string, string>, timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<MetadataAnswer> {
+    let response;
     try {
-      return await withStartupRetries(operation, {
-        deadline,
-        windowSeconds: this.startupRetryWindow,
-        isTransient: isTransientMetadataError,
-        log: this.log,
-        hint: `check that this is a Compute Engine VM, or where metadataEndpoint / ${METADATA_HOST_VARIABLE} point`,
-      });
+      response = await this.service.request({ path, query, timeoutMs, signal });
     } catch (err) {
-      if (err instanceof MetadataNotFoundError) throw new StartWorkerError(`${err.message}; it is required: ${missingHint}`, { cause: err });
+      if (err instanceof HttpRequestError) throw new HttpRequestError(`Google metadata ${path}: ${err.message}`);
       throw err;
     }
+    // What gcp-metadata checks too: a proxy or captive portal answering for
+    // metadata.google.internal is not the metadata server.
+    if (response.headers.get('metadata-flavor') !== 'Google') {
+      throw new MetadataPermanentError(
+        `Google metadata ${path}: the answer from ${this.service.url(path, query)} lacks the header Metadata-Flavor: Google, so it is not from a metadata server; check metadataEndpoint / ${ENDPOINT.variable}`,
+      );
+    }
+    return { value: response.body, etag: response.headers.get('etag') ?? undefined };
   }
+}
 
+/** Failures name the value, then the URL; a transient one's body says nothing useful. */
+function describeGoogleFailure({ path, url, status, summary, transient }: StatusFailure): string {
+  if (status === 404) return `Google metadata ${path} is missing (HTTP 404 from ${url})`;
+  return `Google metadata ${path}: HTTP ${status} from ${url}${transient || summary === '' ? '' : `: ${summary}`}`;
+}
+
+function describeGoogleEndpointProblem({ kind, value, from }: EndpointProblem): string {
+  const [source, expected] = from === 'config' ? ['provider.metadataEndpoint', 'a URL such as http://169.254.169.254'] : [ENDPOINT.variable, 'host[:port], such as 169.254.169.254:80'];
+  const problem = kind === 'not-a-url' ? 'is not a valid metadata server address' : kind === 'not-http' ? 'must be an http:// address' : 'must not have a query or fragment';
+  return `${source} '${value}' ${problem}; expected ${expected}`;
 }
 
 function required(path: string, value: string): string {
@@ -306,20 +355,14 @@ function regionOf(zone: string): string {
   return zone.slice(0, dash);
 }
 
-function parseUserData(text: string): UserData {
-  const where = `Google metadata ${USER_DATA_PATH}`;
-  const hint = 'worker-manager sets it on the VMs it creates';
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new StartWorkerError(`${where} is not JSON; ${hint}`);
-  }
-  if (!isJsonObject(parsed)) throw new StartWorkerError(`${where} must be a JSON object; ${hint}`);
-  const field = (name: keyof UserData): string => {
-    const value = parsed[name];
-    if (typeof value !== 'string' || value === '') throw new StartWorkerError(`${where} has no ${name}; ${hint}`);
-    return value;
-  };
-  return { workerPoolId: field('workerPoolId'), providerId: field('providerId'), workerGroup: field('workerGroup'), rootUrl: field('rootUrl') };
-}
+const plugin: ProviderPlugin<GoogleConfig> = {
+  name: 'google',
+  dynamic: true,
+  schema,
+  usage,
+  create(config, context) {
+    return new GoogleProvider(config, context.log, context.runnerConfig.startupRetryWindow);
+  },
+};
+
+export default plugin;

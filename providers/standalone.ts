@@ -1,8 +1,8 @@
 import type { JsonObject } from '../src/json.js';
 import type { ProviderPlugin } from '../src/plugin.js';
 import { identifierProblem, workerPoolIdProblem } from '../src/taskcluster/identifiers.js';
-import type { JsonSchema } from '../src/schema.js';
 import { normalizeRootUrl } from '../src/state.js';
+import { providerMetadataSchema, requiredString, workerLocationSchema } from './identity-schema.js';
 
 interface StandaloneConfig {
   rootURL: string;
@@ -14,21 +14,6 @@ interface StandaloneConfig {
   providerMetadata?: JsonObject;
   workerLocation?: Record<string, string>;
 }
-
-const requiredString = (description: string): JsonSchema => ({ type: 'string', minLength: 1, description });
-
-/** Schema pieces shared by providers whose identity is written in the config. */
-export const providerMetadataSchema: JsonSchema = {
-  type: 'object',
-  description: 'Extra provider metadata passed to the worker.',
-  additionalProperties: true,
-};
-
-export const workerLocationSchema: JsonSchema = {
-  type: 'object',
-  description: 'Extra worker location entries (string values), added to `cloud`.',
-  additionalProperties: { type: 'string' },
-};
 
 const plugin: ProviderPlugin<StandaloneConfig> = {
   name: 'standalone',

@@ -1,9 +1,8 @@
 import type { JsonObject } from '../src/json.js';
 import type { ProviderPlugin } from '../src/plugin.js';
 import { identifierProblem, staticSecretProblem, workerPoolIdProblem } from '../src/taskcluster/identifiers.js';
-import type { JsonSchema } from '../src/schema.js';
 import { normalizeRootUrl } from '../src/state.js';
-import { providerMetadataSchema, workerLocationSchema } from './standalone.js';
+import { providerMetadataSchema, requiredString, workerLocationSchema } from './identity-schema.js';
 
 interface StaticConfig {
   rootURL: string;
@@ -15,8 +14,6 @@ interface StaticConfig {
   providerMetadata?: JsonObject;
   workerLocation?: Record<string, string>;
 }
-
-const requiredString = (description: string): JsonSchema => ({ type: 'string', minLength: 1, description });
 
 const plugin: ProviderPlugin<StaticConfig> = {
   name: 'static',

@@ -59,6 +59,8 @@ export interface Provider {
   workerStarted(control: TerminationRequester): void;
   /** The worker has exited: stop watching (and, for some clouds, acknowledge notices). */
   workerFinished(state: RunState): Promise<void>;
+  /** The default region for AWS secret sources (the aws provider: the instance's region). */
+  awsRegion?(state: RunState): string | undefined;
 }
 
 export interface ProviderPlugin<Config extends object = JsonObject>

@@ -223,7 +223,7 @@ async function readSecrets(run: Run): Promise<void> {
   // independent reads go out together; their order decides the merge
   const [taskcluster, sources] = await Promise.all([
     config.getSecrets ? readTaskclusterSecrets(state, settings, log) : [],
-    readSecretSources(config.secrets, { ...settings, awsRegion: awsRegion(config, state) }, log),
+    readSecretSources(config.secrets, { ...settings, awsRegion: run.provider.awsRegion?.(state) }, log),
   ]);
   applySecrets(state, [...taskcluster, ...sources], log);
 }
@@ -311,11 +311,6 @@ async function readCachedRun(path: string, plugin: ProviderPlugin<object>, log: 
   throw new StartWorkerError(
     `the credentials cached in ${path} expired at ${cached.credentialsExpire}; this worker cannot register again, so the instance should be replaced`,
   );
-}
-
-/** The region of the aws provider, the default region for AWS secret sources. */
-function awsRegion(config: RunnerConfig, state: RunState): string | undefined {
-  return config.provider.providerType === 'aws' ? state.workerLocation['region'] : undefined;
 }
 
 /**

@@ -1,26 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { FakeAwsSecretsManager } from './fakes/aws-secrets-manager.js';
+import { FAKE_AWS_CREDENTIALS, FAKE_AWS_ENV, FakeAwsSecretsManager } from './fakes/aws-secrets-manager.js';
 import { FakeTaskcluster } from './fakes/taskcluster.js';
 import { leakedSecrets, runCli, standaloneProvider, tempDir, writeConfig } from './helpers.js';
 
-const awsCredentials = { accessKeyId: 'AKIAFAKEFAKEFAKE', secretAccessKey: 'fake-secret-access-key-0123456789' };
-// The SDK must use these credentials and never look for others (the instance metadata service above all).
-const awsEnv = {
-  AWS_ACCESS_KEY_ID: awsCredentials.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: awsCredentials.secretAccessKey,
-  AWS_EC2_METADATA_DISABLED: 'true',
-  AWS_REGION: undefined,
-  AWS_DEFAULT_REGION: undefined,
-  AWS_PROFILE: undefined,
-  AWS_CONFIG_FILE: '/nonexistent',
-  AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-  AWS_ENDPOINT_URL_SECRETS_MANAGER: undefined,
-};
-
 async function setup(t: { teardown(fn: () => Promise<void> | void): void }) {
-  const fake = await new FakeAwsSecretsManager(awsCredentials).start();
+  const fake = await new FakeAwsSecretsManager(FAKE_AWS_CREDENTIALS).start();
   t.teardown(() => fake.stop());
   const dir = tempDir(t);
   const configPath = join(dir, 'worker.json');
@@ -36,7 +22,7 @@ async function setup(t: { teardown(fn: () => Promise<void> | void): void }) {
           ...extra,
         }),
       ],
-      { env: { ...awsEnv, ...env } },
+      { env: { ...FAKE_AWS_ENV, ...env } },
     );
     const config = result.code === 0 ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>) : undefined;
     return { result, config };
@@ -50,8 +36,8 @@ t.test('a secret in the {config, files} form, read with the real SDK, merged int
   const { result, config } = await run([{ source: 'aws-secrets-manager', secretId: 'workers/config', region: 'eu-west-1', endpoint: fake.endpoint }]);
   t.equal(result.code, 0, result.stderr);
   t.match(config, { dbPassword: 'correct-horse-battery-staple', nested: { a: 1 } });
-  t.match(fake.calls[0], { target: 'secretsmanager.GetSecretValue', secretId: 'workers/config', region: 'eu-west-1', accessKeyId: awsCredentials.accessKeyId });
-  t.same(leakedSecrets(result.stdout + result.stderr, ['correct-horse-battery-staple', awsCredentials.secretAccessKey]), []);
+  t.match(fake.calls[0], { target: 'secretsmanager.GetSecretValue', secretId: 'workers/config', region: 'eu-west-1', accessKeyId: FAKE_AWS_CREDENTIALS.accessKeyId });
+  t.same(leakedSecrets(result.stdout + result.stderr, ['correct-horse-battery-staple', FAKE_AWS_CREDENTIALS.secretAccessKey]), []);
   t.ok(dir);
 });
 

@@ -7,6 +7,7 @@ import type { RunnerConfig } from '../src/config/types.js';
 import type { TerminationRequest } from '../src/plugin.js';
 import { emptyRunState } from '../src/state.js';
 import { DEFAULT_IDENTITY, FakeEc2Metadata, REBALANCE, SPOT_INSTANCE_ACTION, SPOT_TERMINATION_TIME, TOKEN_PATH } from './fakes/aws-metadata.js';
+import { FAKE_AWS_CREDENTIALS, FAKE_AWS_ENV, FakeAwsSecretsManager } from './fakes/aws-secrets-manager.js';
 import { FakeTaskcluster } from './fakes/taskcluster.js';
 import { captureLogger } from './log-capture.js';
 import {
@@ -201,6 +202,18 @@ t.test('aws end to end', async (t) => {
     t.same(dump.workerLocation, { cloud: 'aws', region: 'us-west-2', availabilityZone: 'us-west-2b' });
     t.equal(imds.count(PUBLIC_IPV4), 1, 'a 404 is an answer, not retried');
     t.equal(tc.callsTo('registerWorker').length, 1);
+  });
+
+  t.test("an AWS Secrets Manager source without a region reads from the instance's region", async (t) => {
+    const { config, env } = await awsSetup(t);
+    const secretsManager = await new FakeAwsSecretsManager(FAKE_AWS_CREDENTIALS).start();
+    t.teardown(() => secretsManager.stop());
+    secretsManager.secrets.set('workers/aws', JSON.stringify({ fromSecretsManager: true }));
+    const secrets = [{ source: 'aws-secrets-manager', secretId: 'workers/aws', endpoint: secretsManager.endpoint }];
+    const result = await runCli([config({ worker: { implementation: 'dummy' }, extra: { secrets } })], { env: env({}, FAKE_AWS_ENV) });
+    t.equal(result.code, 0, result.stderr);
+    t.equal(secretsManager.calls[0]?.region, DEFAULT_IDENTITY.region, 'the region of the instance identity document');
+    t.match(parse(result.stdout), { workerConfig: { fromSecretsManager: '<redacted>' } }, 'the secret reached the worker config (its value redacted in the dump)');
   });
 
   t.test('a spot interruption mid-run reaches the worker as graceful-termination with its deadline', async (t) => {

@@ -338,7 +338,7 @@ t.test('a missing or malformed required value is an error naming its metadata pa
 
 t.test('20 s of an erroring metadata server during the watch: backoff, no crash, then recovery', async (t) => {
   const { metadata, config, workerEnv, messages } = await setup(t);
-  // Default settings: terminationPollInterval 1 s.
+  // Default settings: terminationPollInterval 1 s, so the first pause after a failure is 1 s (the watcher's back-off).
   const run = startCli([config({ worker: fakeWorkerSection() })], { t, env: workerEnv(STOPPABLE_WORKER), timeoutMs: 90_000 });
   await waitFor('the welcome message', () => messages('welcome').length === 1);
   await watching(metadata);
@@ -395,6 +395,36 @@ t.test('a server that answers long-polls at once without a change is not hammere
   const result = await run.done;
   t.equal(result.code, 0, result.stderr);
   t.same(messages('graceful-termination').map((r) => r.message?.['reason']), ['preemption']);
+});
+
+t.test('terminationPollInterval is the pause between two long-polls; a change during the pause is still seen', async (t) => {
+  const metadata = await new FakeGoogleMetadata().start();
+  t.teardown(() => metadata.stop());
+  const providerSection = { providerType: 'google', metadataEndpoint: metadata.url, terminationPollInterval: 1 };
+  const { log, records } = captureLogger();
+  const provider = plugin.create(providerSection, { log, runnerConfig: { startupRetryWindow: 5 } as RunnerConfig });
+  const requests: TerminationRequest[] = [];
+  await provider.useCachedRun(emptyRunState({}));
+  provider.workerStarted({ requestTermination: (request) => requests.push(request) });
+  t.teardown(() => provider.workerFinished(emptyRunState({})));
+  await watching(metadata);
+  const longPolls = () => metadata.requestsTo(MAINTENANCE_PATH).filter((r) => r.query['wait_for_change'] === 'true');
+
+  // A change answers the held long-poll; the next change comes during the pause that follows.
+  const changedAt = Date.now();
+  metadata.setMaintenanceEvent('MIGRATE_ON_HOST_MAINTENANCE');
+  const migrateEtag = metadata.etagOf(MAINTENANCE_PATH);
+  await waitFor('the first change to be seen', () => records.some((r) => /instance\/maintenance-event is now MIGRATE_ON_HOST_MAINTENANCE/.test(String(r.message))));
+  const pausedAt = Date.now();
+  t.equal(longPolls().length, 1, 'no long-poll right after the answer');
+  metadata.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+  await waitFor('the termination request', () => requests.length === 1);
+  t.same(requests, [{ finishTasks: false, reason: 'maintenance' }]);
+  const [, second] = longPolls();
+  t.ok(second!.time > pausedAt, 'the second change came before the next long-poll');
+  t.ok(second!.time - changedAt >= 950, `the next long-poll waited out the pause (${second!.time - changedAt} ms)`);
+  t.equal(second!.query['last_etag'], migrateEtag, 'it resumed from the ETag of the answer before the pause, so it was answered at once');
+  t.equal(longPolls().length, 2, 'no other long-poll of the path');
 });
 
 t.test('config validation and a bad GCE_METADATA_HOST', async (t) => {

@@ -8,37 +8,42 @@
 import { StartWorkerError, errorMessage } from '../../src/errors.js';
 import type { Logger } from '../../src/logging/logger.js';
 import { withRetries } from '../../src/util/backoff.js';
+import { isTransientMetadataError } from './errors.js';
 
 const FIRST_DELAY_MS = 250;
 const MAX_DELAY_MS = 5000;
 
-export interface StartupRetry {
-  /** Wall-clock time (ms) after which no new attempt starts. */
-  deadline: number;
-  /** The window in seconds, for the message when it runs out. */
+export interface StartupRetrySettings {
+  /** `startupRetryWindow`, in seconds. */
   windowSeconds: number;
-  isTransient: (err: unknown) => boolean;
   log: Logger;
   /** What to check when the window runs out (appended to the error). */
   hint: string;
 }
 
-export function startupDeadline(windowSeconds: number): number {
-  return Date.now() + windowSeconds * 1000;
-}
+/** The requests of one startup (or restart from the cache); the window counts from its creation. */
+export class StartupRetries {
+  /** Wall-clock time (ms) after which no new attempt starts. */
+  private readonly deadline: number;
 
-/** `what` prefixes the warning of each retry (the request's own error may not say which service it was). */
-export async function withStartupRetries<T>(operation: () => Promise<T>, retry: StartupRetry, what?: string): Promise<T> {
-  try {
-    return await withRetries(operation, {
-      deadline: retry.deadline,
-      initialDelayMs: FIRST_DELAY_MS,
-      maxDelayMs: MAX_DELAY_MS,
-      isTransient: retry.isTransient,
-      onRetry: (err, attempt, delayMs) => retry.log.warn(`${what ? `${what}: ` : ''}${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
-    });
-  } catch (err) {
-    if (!retry.isTransient(err)) throw err;
-    throw new StartWorkerError(`${errorMessage(err)}; gave up after startupRetryWindow (${retry.windowSeconds}s): ${retry.hint}`, { cause: err });
+  constructor(private readonly settings: StartupRetrySettings) {
+    this.deadline = Date.now() + settings.windowSeconds * 1000;
+  }
+
+  /** `what` prefixes the warning of each retry (the request's own error may not say which service it was). */
+  async run<T>(operation: () => Promise<T>, what?: string): Promise<T> {
+    const { windowSeconds, log, hint } = this.settings;
+    try {
+      return await withRetries(operation, {
+        deadline: this.deadline,
+        initialDelayMs: FIRST_DELAY_MS,
+        maxDelayMs: MAX_DELAY_MS,
+        isTransient: isTransientMetadataError,
+        onRetry: (err, attempt, delayMs) => log.warn(`${what ? `${what}: ` : ''}${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
+      });
+    } catch (err) {
+      if (!isTransientMetadataError(err)) throw err;
+      throw new StartWorkerError(`${errorMessage(err)}; gave up after startupRetryWindow (${windowSeconds}s): ${hint}`, { cause: err });
+    }
   }
 }

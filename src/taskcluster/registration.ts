@@ -5,7 +5,7 @@ import { isJsonObject, type JsonObject } from '../json.js';
 import type { Logger } from '../logging/logger.js';
 import { mergeConfig } from '../merge.js';
 import type { IdentityProof } from '../plugin.js';
-import type { FileDescriptor, RunState } from '../state.js';
+import { addSecretValues, type FileDescriptor, type RunState } from '../state.js';
 import { registerWorkerCall, type CallSettings } from './client.js';
 import { withStartupRetries } from './startup-retry.js';
 
@@ -55,6 +55,8 @@ export async function registerWorker(
   settings: CallSettings,
   log: Logger,
 ): Promise<void> {
+  // the proof (an identity token, a static secret) is as secret as the credentials it buys
+  addSecretValues(state, proof);
   log.info(`registering with worker-manager at ${state.rootUrl}`);
   const response = await withStartupRetries('registerWorker', settings, log, () =>
     registerWorkerCall(

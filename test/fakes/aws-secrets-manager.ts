@@ -18,6 +18,22 @@ export interface SecretsManagerCall {
 const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
 const sha256 = (data: string) => createHash('sha256').update(data).digest('hex');
 
+/** Credentials a test gives both the fake and the SDK. */
+export const FAKE_AWS_CREDENTIALS = { accessKeyId: 'AKIAFAKEFAKEFAKE', secretAccessKey: 'fake-secret-access-key-0123456789' };
+
+/** The SDK must use these credentials and never look for others (the instance metadata service above all). */
+export const FAKE_AWS_ENV: Record<string, string | undefined> = {
+  AWS_ACCESS_KEY_ID: FAKE_AWS_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: FAKE_AWS_CREDENTIALS.secretAccessKey,
+  AWS_EC2_METADATA_DISABLED: 'true',
+  AWS_REGION: undefined,
+  AWS_DEFAULT_REGION: undefined,
+  AWS_PROFILE: undefined,
+  AWS_CONFIG_FILE: '/nonexistent',
+  AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+  AWS_ENDPOINT_URL_SECRETS_MANAGER: undefined,
+};
+
 export class FakeAwsSecretsManager {
   readonly calls: SecretsManagerCall[] = [];
   readonly faults = new FaultQueue();

@@ -4,6 +4,7 @@ import type { Logger } from '../src/logging/logger.js';
 import type { Provider, ProviderPlugin, TerminationRequester, TerminationRequest } from '../src/plugin.js';
 import type { JsonSchema } from '../src/schema.js';
 import type { RunState } from '../src/state.js';
+import { settledInOrder } from '../src/util/in-order.js';
 import { HttpRequestError } from '../src/util/http.js';
 import { metadataEndpointSchema, resolveMetadataEndpoint, type EndpointProblem, type EndpointSettings } from './metadata/endpoint.js';
 import { MetadataNotFoundError, MetadataPermanentError, notFoundAsUndefined } from './metadata/errors.js';
@@ -146,15 +147,26 @@ class GoogleProvider implements Provider {
     this.log.info(`reading instance metadata from ${metadata.base}`);
     const startup = this.startupRetries();
     const read = (path: string) => this.startupRead(startup, () => metadata.get(path));
-    await this.refuseAnnouncedNotice(startup);
-
-    const [userDataAnswer, instanceId, publicIpv4, ...values] = await Promise.all([
-      read(USER_DATA_PATH),
+    // Everything at once, and the identity token as soon as the user data names its audience
+    // (worker-manager checks that the token was made for its root URL): boot time matters.
+    const userDataRead = read(USER_DATA_PATH).then((answer) =>
+      parseUserData(answer.value, `Google metadata ${USER_DATA_PATH}`, 'worker-manager sets it on the VMs it creates'),
+    );
+    const identityRead = userDataRead.then((userData) =>
+      this.startupRead(
+        startup,
+        () => metadata.get(IDENTITY_PATH, { query: { audience: userData.rootUrl, format: 'full' } }),
+        'the VM needs a service account to prove its identity to worker-manager',
+      ),
+    );
+    const [userData, instanceId, publicIpv4, identity, ...values] = await settledInOrder([
+      // a VM already going away is refused first, whatever else failed
+      this.refuseAnnouncedNotice(startup).then(() => userDataRead),
       read(INSTANCE_ID_PATH),
       this.startupRead(startup, () => metadata.getOptional(PUBLIC_IPV4_PATH)),
+      identityRead,
       ...Object.values(METADATA_PATHS).map((path) => read(path)),
     ]);
-    const userData = parseUserData(userDataAnswer.value, `Google metadata ${USER_DATA_PATH}`, 'worker-manager sets it on the VMs it creates');
     const workerId = required(INSTANCE_ID_PATH, instanceId.value);
     const value = Object.fromEntries(
       Object.entries(METADATA_PATHS).map(([name, path], index) => [name, required(path, values[index]!.value)]),
@@ -179,12 +191,6 @@ class GoogleProvider implements Provider {
       'local-ipv4': value['local-ipv4'],
     };
 
-    // worker-manager checks that the token was made for its root URL.
-    const identity = await this.startupRead(
-      startup,
-      () => metadata.get(IDENTITY_PATH, { query: { audience: userData.rootUrl, format: 'full' } }),
-      'the VM needs a service account to prove its identity to worker-manager',
-    );
     return { token: required(IDENTITY_PATH, identity.value) };
   }
 

@@ -19,16 +19,6 @@ export function applySecrets(state: RunState, reads: SecretRead[], log: Logger):
   }
 }
 
-/**
- * Every result, in the order of the promises; when some fail, the first
- * failure in that order (not in time), so errors are the same on every run.
- */
-export async function settledInOrder<T>(promises: Promise<T>[]): Promise<T[]> {
-  const settled = await Promise.allSettled(promises);
-  const failed = settled.find((result) => result.status === 'rejected');
-  if (failed) throw failed.reason;
-  return settled.map((result) => (result as PromiseFulfilledResult<T>).value);
-}
 
 /**
  * A secret's content: `{config, files}` (no other top-level keys), or a

@@ -1,7 +1,8 @@
 /** Secret sources beyond the Taskcluster secrets service, read after it in order (runner config `secrets`). */
 import type { CallSettings } from '../call-settings.js';
 import type { Logger } from '../logging/logger.js';
-import { settledInOrder, type SecretRead } from '../secret-value.js';
+import type { SecretRead } from '../secret-value.js';
+import { settledInOrder } from '../util/in-order.js';
 import { withRetries } from '../util/backoff.js';
 import { SecretSourceError, readAwsSecret } from './aws-secrets-manager.js';
 import type { SecretSourceConfig } from './schema.js';

@@ -1,7 +1,8 @@
 /** Worker configuration and files from the Taskcluster secrets service. */
 import { StartWorkerError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import { settledInOrder, type SecretRead } from '../secret-value.js';
+import type { SecretRead } from '../secret-value.js';
+import { settledInOrder } from '../util/in-order.js';
 import type { RunState } from '../state.js';
 import { getSecretCall, TaskclusterCallError, type CallSettings } from './client.js';
 import { withStartupRetries } from './startup-retry.js';

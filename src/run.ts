@@ -61,6 +61,8 @@ interface Run {
   identityProof?: IdentityProof;
   worker?: WorkerProcess;
   termination?: TerminationController;
+  /** When the worker was spawned: seconds since the machine booted, ms since start-worker started. */
+  spawned?: { uptimeSeconds: number; sinceProcessStartMs: number };
   signals: StartupSignals;
 }
 
@@ -72,6 +74,11 @@ interface StartupStep {
   cached: 'run' | 'skip' | 'only';
   /** Whether the step has anything to do in this run (default: always). */
   applies?: (run: Run) => boolean;
+  /**
+   * The step that spawns the worker: from then on the termination controller
+   * answers signals, not startup, and a failing post-hook kills the worker.
+   */
+  spawnsWorker?: true;
   run: (run: Run) => Promise<void>;
 }
 
@@ -83,7 +90,7 @@ const STARTUP_STEPS: readonly StartupStep[] = [
   { name: 'identify', hooks: false, cached: 'run', run: identify },
   { name: 'secrets', hooks: true, cached: 'skip', applies: (run) => run.config.getSecrets || run.config.secrets.length > 0, run: readSecrets },
   { name: 'files', hooks: true, cached: 'skip', run: configureWorkerAndWriteFiles },
-  { name: 'start', hooks: true, cached: 'run', run: startWorker },
+  { name: 'start', hooks: true, cached: 'run', spawnsWorker: true, run: startWorker },
 ];
 
 /** Run the worker described by the runner config; resolves to the runner's exit code. */
@@ -146,21 +153,18 @@ async function prepareRun(options: RunOptions): Promise<Run> {
 async function runStartupSteps(run: Run): Promise<void> {
   preloadLaterSteps(run);
   const durations: [string, number][] = [];
-  let spawned: { uptimeSeconds: number; sinceProcessStartMs: number } | undefined;
   for (const step of STARTUP_STEPS) {
     if (run.cached ? step.cached === 'skip' : step.cached === 'only') continue;
     if (step.applies && !step.applies(run)) continue;
     const stepStarted = Date.now();
-    const state = step.name === 'configure' ? undefined : run.state;
-    if (step.hooks) await run.signals.unlessInterrupted(run.hooks.run(`pre-${step.name}` as HookStep, state));
-    // Once the worker runs, the termination controller answers signals, not startup.
-    await (step.name === 'start' ? step.run(run) : run.signals.unlessInterrupted(step.run(run)));
-    if (step.name === 'start') spawned = { uptimeSeconds: uptime(), sinceProcessStartMs: Date.now() - performance.timeOrigin };
+    // no identity before the provider step
+    if (step.hooks) await run.signals.unlessInterrupted(run.hooks.run(`pre-${step.name}` as HookStep, run.identified ? run.state : undefined));
+    await (step.spawnsWorker ? step.run(run) : run.signals.unlessInterrupted(step.run(run)));
     if (step.hooks) await runPostHooks(run, step);
     durations.push([step.name, Date.now() - stepStarted]);
     run.log.debug(`step ${step.name} took ${Date.now() - stepStarted} ms`);
   }
-  if (spawned) logBootSummary(run.log, spawned, durations);
+  if (run.spawned) logBootSummary(run.log, run.spawned, durations);
 }
 
 /** Start loading what later steps need while the provider's metadata requests are in flight. */
@@ -171,11 +175,9 @@ function preloadLaterSteps(run: Run): void {
 }
 
 async function runPostHooks(run: Run, step: StartupStep): Promise<void> {
-  if (step.name !== 'start') {
-    await run.signals.unlessInterrupted(run.hooks.run(`post-${step.name}` as HookStep, run.state));
-    return;
-  }
-  await run.hooks.run('post-start', run.state).catch((err: unknown) => {
+  const hooks = run.hooks.run(`post-${step.name}` as HookStep, run.state);
+  if (!step.spawnsWorker) return run.signals.unlessInterrupted(hooks);
+  await hooks.catch((err: unknown) => {
     run.worker!.kill();
     throw err;
   });
@@ -250,6 +252,7 @@ async function startWorker(run: Run): Promise<void> {
   );
   run.worker = worker;
   run.termination = termination;
+  run.spawned = { uptimeSeconds: uptime(), sinceProcessStartMs: Date.now() - performance.timeOrigin };
   termination.handleSignals();
   if (run.signals.handOver().drainRequested) termination.requestTermination({ finishTasks: true, reason: 'drain' });
 }

@@ -1,6 +1,7 @@
 /** `npm run bench [name...]`: run the benchmarks (all by default). Never part of CI. */
 import { benchAwsInterruption } from './interruption-aws.js';
 import { benchAzureInterruption } from './interruption-azure.js';
+import { benchFleet } from './fleet.js';
 import { benchGoogleInterruption } from './interruption-google.js';
 import { benchProtocol } from './protocol.js';
 import { benchStartup } from './startup.js';
@@ -11,6 +12,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   'interruption-aws': () => benchAwsInterruption(),
   'interruption-azure': () => benchAzureInterruption(),
   'interruption-google': () => benchGoogleInterruption(),
+  fleet: () => benchFleet(),
 };
 
 const selected = process.argv.slice(2);

@@ -3,7 +3,7 @@ import type { CallSettings } from '../call-settings.js';
 import type { Logger } from '../logging/logger.js';
 import type { RunState } from '../state.js';
 import { applySecret, parseSecretValue } from '../secret-value.js';
-import { withRetries } from '../util/backoff.js';
+import { SHARED_SERVICE_BACKOFF, withRetries } from '../util/backoff.js';
 import { SecretSourceError, readAwsSecret } from './aws-secrets-manager.js';
 import type { SecretSourceConfig } from './schema.js';
 
@@ -15,6 +15,7 @@ export interface SecretSourceSettings extends CallSettings {
 export async function readSecretSources(sources: SecretSourceConfig[], state: RunState, settings: SecretSourceSettings, log: Logger): Promise<void> {
   for (const source of sources) {
     const value = await withRetries(() => readAwsSecret(source, { region: settings.awsRegion, requestTimeoutMs: settings.requestTimeoutMs, tls: settings.tls }), {
+      ...SHARED_SERVICE_BACKOFF,
       deadline: Date.now() + settings.startupRetryWindowMs,
       isTransient: (err) => err instanceof SecretSourceError && err.transient,
       onRetry: (err, attempt, delayMs) => log.warn(`${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),

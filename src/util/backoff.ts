@@ -10,13 +10,15 @@
  *   in [0, min(cap, base * 2^(n-1))], so runners that failed together
  *   spread over the whole interval instead of returning in waves.
  * - With Retry-After S (429 or 503): never sooner than S, plus a spread
- *   uniform in [0, min(cap, max(base * 2^(n-1), S * 2^n))]. Runners told the
- *   same S at the same moment would otherwise all come back at S: the spread
- *   is in units of the service's own S (it knows its recovery time better
- *   than we do), at least twice S so the returning wave is at most half as
- *   dense as the one refused, doubling with each further refusal as backoff
- *   does, and never shorter than the backoff without a Retry-After (a
- *   Retry-After of 0 must not mean a hot loop).
+ *   uniform in [0, min(cap, max(base * 2^(n-1), S * 2^(n+1)))]. Runners told
+ *   the same S at the same moment would otherwise all come back at S: the
+ *   spread is in units of the service's own S (it knows its recovery time
+ *   better than we do), four times S at the first refusal so the returning
+ *   wave is at most a quarter as dense as the one refused (twice S, tried
+ *   first, still left 200 runners refused at 20/s making 3 requests each),
+ *   doubling with each further refusal as backoff does, and never shorter
+ *   than the backoff without a Retry-After (a Retry-After of 0 must not
+ *   mean a hot loop).
  * - The deadline bounds everything: no attempt starts after it, and a
  *   Retry-After that reaches past it gives up at once, saying so, rather than
  *   retrying sooner than told or sleeping past the window.
@@ -106,10 +108,10 @@ export function fullJitterDelay(attempt: number, initialDelayMs: number, maxDela
 /**
  * The delay before retry `attempt` after the service said Retry-After
  * `retryAfterMs`: that, plus a spread uniform in
- * [0, min(cap, max(base * 2^(attempt-1), retryAfter * 2^attempt))].
+ * [0, min(cap, max(base * 2^(attempt-1), retryAfter * 2^(attempt+1)))].
  */
 export function retryAfterDelay(retryAfterMs: number, attempt: number, initialDelayMs: number, maxDelayMs: number, random = Math.random): number {
-  const spread = Math.min(maxDelayMs, Math.max(backoffCeiling(attempt, initialDelayMs, maxDelayMs), retryAfterMs * 2 ** attempt));
+  const spread = Math.min(maxDelayMs, Math.max(backoffCeiling(attempt, initialDelayMs, maxDelayMs), retryAfterMs * 2 ** (attempt + 1)));
   return Math.ceil(retryAfterMs + random() * spread);
 }
 

@@ -56,7 +56,10 @@ function report(title: string, result: FleetResult, rate: number, elapsedMs: num
   }
   console.log(`  floor (ideal schedule at ${rate}/s): last admitted after ${(result.runners / rate).toFixed(1)} s, 1 request per runner`);
   console.log(`  registerWorker requests: ${result.requests.total} (${result.requests.perRunnerMean.toFixed(2)} per runner, max ${result.requests.perRunnerMax})`);
-  console.log(`  most requests in 100 ms: ${result.peak100ms.afterFirstSecond} after the first second (${result.peak100ms.afterFirstSecond * 10}/s against R = ${rate}/s), ${result.peak100ms.overall} overall`);
+  console.log(
+    `  most requests in 100 ms: ${result.peak100ms.afterFirstSecond} after the first second (${result.peak100ms.afterFirstSecond * 10}/s against R = ${rate}/s), ` +
+      `${result.peak100ms.overall} overall, ${result.peak100ms.retries} of retries alone`,
+  );
   console.log(
     `  Retry-After: ${result.retryAfter.told} retries after one, ${result.retryAfter.violations} sooner than told` +
       (result.retryAfter.minSlackMs !== undefined ? ` (least slack ${result.retryAfter.minSlackMs} ms)` : ''),

@@ -63,8 +63,12 @@ export interface FleetResult {
   releasedAt: number;
   registrationMs: { p50: number; p99: number; max: number } | undefined;
   requests: { total: number; perRunnerMean: number; perRunnerMax: number };
-  /** The most registerWorker requests in any 100 ms window: overall, and in windows starting a second or more after the first request. */
-  peak100ms: { overall: number; afterFirstSecond: number };
+  /**
+   * The most registerWorker requests in any 100 ms window: overall, in
+   * windows starting a second or more after the first request, and of
+   * retries alone (every request but each runner's first: the waves).
+   */
+  peak100ms: { overall: number; afterFirstSecond: number; retries: number };
   retryAfter: RetryAfterCheck;
   /** Lines start-worker logged about giving up, one per runner that did (first few). */
   gaveUpMessages: string[];
@@ -207,7 +211,11 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       releasedAt,
       registrationMs: registeredTimes.length > 0 ? { p50: percentile(registeredTimes, 50), p99: percentile(registeredTimes, 99), max: Math.max(...registeredTimes) } : undefined,
       requests: { total: arrivals.length, perRunnerMean: arrivals.length / runners, perRunnerMax: Math.max(0, ...counts) },
-      peak100ms: { overall: peakInWindow(arrivals, 100), afterFirstSecond: peakInWindow(arrivals, 100, first + 1000) },
+      peak100ms: {
+        overall: peakInWindow(arrivals, 100),
+        afterFirstSecond: peakInWindow(arrivals, 100, first + 1000),
+        retries: peakInWindow(outcomes.flatMap((o) => o.requests.slice(1).map((call) => call.arrived)), 100),
+      },
       retryAfter: checkRetryAfter(outcomes.map((o) => o.requests)),
       gaveUpMessages: gaveUp.slice(0, 3).map((o) => {
         if (o.exit instanceof Error) return `${o.workerId}: ${o.exit.message.split('\n')[0]}`;

@@ -2,6 +2,7 @@
 import { benchBoot } from './boot.js';
 import { benchAwsInterruption } from './interruption-aws.js';
 import { benchAzureInterruption } from './interruption-azure.js';
+import { benchFleet } from './fleet.js';
 import { benchGoogleInterruption } from './interruption-google.js';
 import { benchProtocol } from './protocol.js';
 import { benchStartup } from './startup.js';
@@ -13,6 +14,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   'interruption-aws': () => benchAwsInterruption(),
   'interruption-azure': () => benchAzureInterruption(),
   'interruption-google': () => benchGoogleInterruption(),
+  fleet: () => benchFleet(),
 };
 
 const selected = process.argv.slice(2);

@@ -6,7 +6,7 @@
 import { errorMessage } from './errors.js';
 import type { Logger } from './logging/logger.js';
 import type { RunState } from './state.js';
-import { withRetries } from './util/backoff.js';
+import { SHARED_SERVICE_BACKOFF, withRetries } from './util/backoff.js';
 import { isTransient, removeWorkerCall, type CallSettings } from './taskcluster/client.js';
 import type { ErrorReporter } from './taskcluster/error-report.js';
 
@@ -71,7 +71,7 @@ export class Decommissioner {
       try {
         await withRetries(
           () => removeWorkerCall({ ...settings, rootUrl: state.rootUrl, credentials: state.credentials }, state.workerPoolId, state.workerGroup, state.workerId),
-          { maxAttempts: 5, isTransient },
+          { ...SHARED_SERVICE_BACKOFF, maxAttempts: 5, isTransient },
         );
         log.info(`removed worker ${state.workerGroup}/${state.workerId} from worker-manager`);
         return;

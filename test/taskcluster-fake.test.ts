@@ -79,3 +79,52 @@ t.test('the Taskcluster fake refuses to send a response that does not match the 
   const secrets = new taskcluster.Secrets({ rootUrl: fake.rootUrl, credentials, retries: 0 });
   await t.rejects(secrets.get('worker-pool:proj/strict-pool'), { statusCode: 500, code: 'OutputValidationError' }, 'a secret that is not an object');
 });
+
+t.test('an admission limit: R registrations in any rolling second, the rest refused with a Retry-After', async (t) => {
+  const fake = await new FakeTaskcluster({ admission: { registrationsPerSecond: 3, reject: 'mixed', retryAfterSeconds: 4 } }).start();
+  t.teardown(() => fake.stop());
+  fake.addWorkerPool(POOL, 'static-prov');
+  fake.addStaticWorker(POOL, 'rack-1', 'host-1', STATIC_SECRET);
+  const body = { ...registration, systemBootTime: new Date().toISOString() };
+  const answers = await Promise.all(
+    Array.from({ length: 7 }, () =>
+      fetch(`${fake.rootUrl}/api/worker-manager/v1/worker/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (response) => ({
+        status: response.status,
+        retryAfter: response.headers.get('retry-after'),
+        body: (await response.json()) as Record<string, unknown>,
+      })),
+    ),
+  );
+  const calls = fake.callsTo('registerWorker');
+  const admitted = calls.filter((c) => c.status === 200);
+  const refused = calls.filter((c) => c.status !== 200);
+  t.ok(calls[calls.length - 1]!.arrived - calls[0]!.arrived < 1000, 'all within one second');
+  t.equal(admitted.length, 3, 'three admitted');
+  t.same(refused.map((c) => c.status), [503, 429, 503, 429], 'the rest refused, 503 and 429 in turn');
+  t.ok(refused.every((c) => c.retryAfter === '4' && c.answered! >= c.arrived), 'each with its Retry-After, recorded with the times');
+  const refusal = answers.find((a) => a.status === 429)!;
+  t.equal(refusal.retryAfter, '4', 'the header is sent');
+  t.match(refusal.body, { code: 'TooManyRequests', message: /retry later/, requestInfo: { method: 'POST' } }, "Taskcluster's error shape");
+  t.same(fake.arrivals('registerWorker'), calls.map((c) => c.arrived));
+});
+
+t.test('an admission limit with HTTP-date Retry-After, after a brown-out', async (t) => {
+  const fake = await new FakeTaskcluster({ admission: { registrationsPerSecond: 1, reject: 429, retryAfterSeconds: 2, retryAfterAsDate: true, outageSeconds: 0.3 } }).start();
+  t.teardown(() => fake.stop());
+  fake.addWorkerPool(POOL, 'static-prov');
+  fake.addStaticWorker(POOL, 'rack-1', 'host-1', STATIC_SECRET);
+  const body = { ...registration, systemBootTime: new Date().toISOString() };
+  // register until the outage is over
+  const during: Record<string, unknown>[] = [];
+  for (let answer = await register(fake, body); answer.status !== 200; answer = await register(fake, body)) during.push(answer.body);
+  t.ok(during.every((error) => error['code'] === 'ServiceUnavailable'), 'ServiceUnavailable during the outage');
+  const calls = fake.callsTo('registerWorker');
+  t.ok(calls.length > 1, 'refused during the outage');
+  t.ok(calls.slice(0, -1).every((c) => c.status === 503 && c.retryAfter === undefined && c.arrived < calls[0]!.arrived + 300), 'all 503, without Retry-After, in the first 0.3 s');
+  t.ok(calls[calls.length - 1]!.arrived >= calls[0]!.arrived + 300, 'admitted after it');
+  const refused = await register(fake, body);
+  t.equal(refused.status, 429, 'then one a second');
+  const retryAfter = fake.callsTo('registerWorker').at(-1)!.retryAfter!;
+  t.match(retryAfter, /GMT$/);
+  t.ok(Date.parse(retryAfter) >= Date.now() + 1000 && Date.parse(retryAfter) <= Date.now() + 3000, `a date about 2 s ahead (${retryAfter})`);
+});

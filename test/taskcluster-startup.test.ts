@@ -146,7 +146,7 @@ t.test('secrets: a persistent 500 is a startup error after the retry window; a 4
   const started = Date.now();
   const result = await runCli([writeConfig(dir, { ...staticConfig(fake, dir), startupRetryWindow: 2 })]);
   t.equal(result.code, 1);
-  t.match(result.stderr, /error: cannot read worker secrets: secrets get worker-type:proj\/static-pool failed \(HTTP 500\): injected fault\n/);
+  t.match(result.stderr, /error: cannot read worker secrets: secrets get worker-type:proj\/static-pool failed \(HTTP 500\): injected fault; gave up after startupRetryWindow \(2s\)\n/);
   t.ok(fake.callsTo('getSecret').length > 1, 'retried');
   t.ok(Date.now() - started < 15_000, 'within a bounded window');
   t.same(leakedSecrets(result.stderr, [STATIC_SECRET, ...fake.issuedSecrets()]), [], 'no secret appears in the output');

@@ -50,7 +50,7 @@ export const coreSchema: JsonSchema = {
       minimum: 0,
       default: 300,
       description:
-        'Seconds during which startup calls (cloud metadata, registerWorker, secrets) retry transient failures (5xx, timeouts, connection errors) with backoff. A 4xx is never retried.',
+        'Seconds during which each startup call (cloud metadata, registerWorker, secrets) retries transient failures (5xx, 429, timeouts, connection errors) with jittered backoff, honouring Retry-After. A 4xx other than 429 is never retried.',
     },
     requestTimeout: {
       type: 'number',

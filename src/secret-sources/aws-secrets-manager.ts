@@ -7,6 +7,7 @@
 import type { AgentOptions } from 'node:https';
 import { parse } from 'yaml';
 import { StartWorkerError } from '../errors.js';
+import { parseRetryAfter } from '../util/backoff.js';
 import { importCommonJs } from '../util/import-cjs.js';
 import type { JsonValue } from '../json.js';
 import type { SecretSourceConfig } from './schema.js';
@@ -16,6 +17,8 @@ export class SecretSourceError extends StartWorkerError {
   constructor(
     message: string,
     readonly transient: boolean,
+    /** How long the service asked to wait before retrying (its Retry-After on a 429 or 503), in ms. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'SecretSourceError';
@@ -25,11 +28,13 @@ export class SecretSourceError extends StartWorkerError {
 interface AwsError {
   name?: string;
   $metadata?: { httpStatusCode?: number };
+  /** The raw response, which the SDK keeps on its errors. */
+  $response?: { headers?: Record<string, string | undefined> };
   message?: string;
 }
 
 function describeFailure(err: unknown, secretId: string): SecretSourceError {
-  const { name = 'Error', $metadata, message = '' } = err as AwsError;
+  const { name = 'Error', $metadata, $response, message = '' } = err as AwsError;
   const status = $metadata?.httpStatusCode;
   const what = `AWS Secrets Manager secret '${secretId}'`;
   if (name === 'ResourceNotFoundException') return new SecretSourceError(`${what} does not exist`, false);
@@ -38,7 +43,8 @@ function describeFailure(err: unknown, secretId: string): SecretSourceError {
   }
   if (name === 'CredentialsProviderError') return new SecretSourceError(`${what}: no AWS credentials found (${message})`, false);
   const transient = status === undefined || status >= 500 || name === 'TimeoutError' || name === 'ThrottlingException';
-  return new SecretSourceError(`${what}: ${name}${status ? ` (HTTP ${status})` : ''}: ${message}`, transient);
+  const retryAfterMs = status === 503 || status === 429 ? parseRetryAfter($response?.headers?.['retry-after']) : undefined;
+  return new SecretSourceError(`${what}: ${name}${status ? ` (HTTP ${status})` : ''}: ${message}`, transient, retryAfterMs);
 }
 
 /**

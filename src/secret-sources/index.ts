@@ -2,8 +2,8 @@
 import type { CallSettings } from '../call-settings.js';
 import type { Logger } from '../logging/logger.js';
 import type { SecretRead } from '../secret-value.js';
+import { SHARED_SERVICE_BACKOFF, withRetries } from '../util/backoff.js';
 import { settledInOrder } from '../util/in-order.js';
-import { withRetries } from '../util/backoff.js';
 import { SecretSourceError, readAwsSecret } from './aws-secrets-manager.js';
 import type { SecretSourceConfig } from './schema.js';
 
@@ -17,6 +17,7 @@ export async function readSecretSources(sources: SecretSourceConfig[], settings:
   const reads = await settledInOrder(
     sources.map(async (source): Promise<SecretRead | undefined> => {
       const value = await withRetries(() => readAwsSecret(source, { region: settings.awsRegion, requestTimeoutMs: settings.requestTimeoutMs, tls: settings.tls }), {
+        ...SHARED_SERVICE_BACKOFF,
         deadline: Date.now() + settings.startupRetryWindowMs,
         isTransient: (err) => err instanceof SecretSourceError && err.transient,
         onRetry: (err, attempt, delayMs) => log.warn(`${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),

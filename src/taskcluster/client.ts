@@ -9,6 +9,8 @@ import { StartWorkerError, errorMessage } from '../errors.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../json.js';
 import type { CallSettings } from '../call-settings.js';
 import type { Credentials } from '../state.js';
+import { parseRetryAfter } from '../util/backoff.js';
+import { recordingResponse, type CallResponse } from './response-headers.js';
 
 export type { CallSettings } from '../call-settings.js';
 
@@ -24,6 +26,8 @@ export class TaskclusterCallError extends StartWorkerError {
     message: string,
     readonly statusCode: number | undefined,
     readonly transient: boolean,
+    /** How long the service asked to wait before retrying (its Retry-After on a 429 or 503), in ms. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'TaskclusterCallError';
@@ -43,15 +47,19 @@ function serviceMessage(err: unknown): string {
 
 /** Call a client method and turn any failure into a TaskclusterCallError. */
 export async function call<T>(description: string, operation: () => Promise<T>): Promise<T> {
+  const response: CallResponse = {};
   try {
-    return await operation();
+    return await recordingResponse(response, operation);
   } catch (err) {
     const statusCode = (err as { statusCode?: unknown }).statusCode;
     const status = typeof statusCode === 'number' ? statusCode : undefined;
     const code = (err as { code?: unknown }).code;
     const transient = status === undefined || status >= 500 || status === 429;
     const what = status !== undefined ? `HTTP ${status}` : typeof code === 'string' ? code : 'no response';
-    throw new TaskclusterCallError(`${description} failed (${what}): ${serviceMessage(err)}`, status, transient);
+    // RFC 9110 gives Retry-After its meaning on 503 and 429
+    const retryAfterMs = status === 503 || status === 429 ? parseRetryAfter(response.retryAfter, response.receivedAt) : undefined;
+    const asked = retryAfterMs !== undefined ? `; Retry-After ${response.retryAfter!.trim()}` : '';
+    throw new TaskclusterCallError(`${description} failed (${what}${asked}): ${serviceMessage(err)}`, status, transient, retryAfterMs);
   }
 }
 

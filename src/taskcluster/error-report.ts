@@ -4,7 +4,7 @@ import type { JsonObject } from '../json.js';
 import type { Logger } from '../logging/logger.js';
 import type { ErrorReport } from '../protocol/messages.js';
 import type { RunState } from '../state.js';
-import { withRetries } from '../util/backoff.js';
+import { SHARED_SERVICE_BACKOFF, withRetries } from '../util/backoff.js';
 import { isTransient, reportWorkerErrorCall, type CallSettings } from './client.js';
 
 const KIND_MAX = 128;
@@ -68,7 +68,7 @@ export class ErrorReporter {
     try {
       await withRetries(
         () => reportWorkerErrorCall({ ...this.settings, rootUrl: state.rootUrl, credentials: state.credentials }, state.workerPoolId, payload),
-        { maxAttempts: 4, isTransient },
+        { ...SHARED_SERVICE_BACKOFF, maxAttempts: 4, isTransient },
       );
       this.log.info(`reported the error to worker-manager: ${report.title}`);
     } catch (err) {

@@ -4,7 +4,7 @@ import type { Logger } from '../logging/logger.js';
 import type { TerminationRequester } from '../plugin.js';
 import type { WorkerProtocol } from '../protocol/protocol.js';
 import type { RunState } from '../state.js';
-import { withRetries } from '../util/backoff.js';
+import { SHARED_SERVICE_BACKOFF, withRetries } from '../util/backoff.js';
 import { sleepUntil } from '../util/wall-clock.js';
 import { isTransient, reregisterWorkerCall, type CallSettings } from './client.js';
 
@@ -119,6 +119,7 @@ export class CredentialRenewal {
             { workerPoolId: state.workerPoolId, workerGroup: state.workerGroup, workerId: state.workerId, secret: state.registrationSecret ?? '' },
           ),
         {
+          ...SHARED_SERVICE_BACKOFF,
           deadline,
           isTransient,
           onRetry: (err, attempt, delayMs) => log.warn(`renewing credentials: ${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),

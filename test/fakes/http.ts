@@ -21,7 +21,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 
 /** A fault to inject into the next matching requests. */
 export type Fault =
-  | { kind: 'status'; status: number; body?: unknown }
+  | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
   | { kind: 'drop' }
   | { kind: 'delay'; ms: number };
 
@@ -47,7 +47,7 @@ export class FaultQueue {
         await new Promise((resolve) => setTimeout(resolve, fault.ms));
         return false;
       case 'status':
-        sendJson(res, fault.status, fault.body ?? errorBody(fault.status));
+        sendJson(res, fault.status, fault.body ?? errorBody(fault.status), fault.headers);
         return true;
     }
   }

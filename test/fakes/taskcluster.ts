@@ -25,6 +25,33 @@ export interface RecordedCall {
   path: string;
   clientId?: string;
   body?: Json;
+  /** When the request arrived and when its answer was sent (ms since the epoch). */
+  arrived: number;
+  answered?: number;
+  /** The status answered, and the Retry-After header sent with it, if any. */
+  status?: number;
+  retryAfter?: string;
+}
+
+/**
+ * A worker-manager that cannot take a whole fleet at once: at most
+ * `registrationsPerSecond` registerWorker calls are admitted in any rolling
+ * second (a sliding window, so never more), the rest are refused with 503,
+ * 429, or the two alternately (`mixed`), with a Retry-After.
+ */
+export interface AdmissionLimit {
+  registrationsPerSecond: number;
+  reject: 503 | 429 | 'mixed';
+  /** The Retry-After sent with a refusal, in seconds (default 1). */
+  retryAfterSeconds?: number;
+  /** Send the Retry-After as an HTTP date instead of seconds (rounded up to the next whole second). */
+  retryAfterAsDate?: boolean;
+  /**
+   * A brown-out: every registerWorker is answered 503 (without Retry-After,
+   * as a failing service does) for this many seconds from the first
+   * registerWorker call, before admission starts.
+   */
+  outageSeconds?: number;
 }
 
 interface IssuedCredentials {
@@ -52,6 +79,8 @@ export interface FakeTaskclusterOptions {
   temporaryCredentials?: boolean;
   /** Serve HTTPS with this key and certificate (and require client certificates signed by `ca` when given). */
   tls?: { key: string; cert: string; ca?: string; requestCert?: boolean };
+  /** Limit how fast registerWorker admits a booting fleet. */
+  admission?: AdmissionLimit;
 }
 
 /** How far a client's clock may be from this fake's, as Taskcluster allows. */
@@ -102,6 +131,10 @@ export class FakeTaskcluster {
   /** Provider IDs whose identity proofs this fake accepts without checking (the clouds'). */
   readonly acceptProofsFrom = new Set<string>();
   private http: LoopbackServer | undefined;
+  /** Admission times of the registerWorker calls in the last second, and the count of refusals. */
+  private readonly admitted: number[] = [];
+  private refusals = 0;
+  private firstRegistration: number | undefined;
   rootUrl = '';
 
   constructor(private readonly options: FakeTaskclusterOptions = {}) {}
@@ -137,6 +170,11 @@ export class FakeTaskcluster {
     return this.calls.filter((c) => c.route === route);
   }
 
+  /** When each request to `route` arrived (ms since the epoch), in order. */
+  arrivals(route: string): number[] {
+    return this.callsTo(route).map((c) => c.arrived);
+  }
+
   /** Every access token and certificate this fake has issued (for leak checks). */
   issuedSecrets(): string[] {
     const values: string[] = [];
@@ -151,8 +189,12 @@ export class FakeTaskcluster {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake');
     const route = this.route(req.method ?? 'GET', url.pathname);
-    const call: RecordedCall = { route: route?.name ?? 'unknown', method: req.method ?? '', path: url.pathname };
+    const call: RecordedCall = { route: route?.name ?? 'unknown', method: req.method ?? '', path: url.pathname, arrived: Date.now() };
     this.calls.push(call);
+    res.on('finish', () => {
+      call.answered = Date.now();
+      call.status = res.statusCode;
+    });
     try {
       const text = await readBody(req);
       if (route === undefined) throw new HttpError(404, 'ResourceNotFound', `no such endpoint: ${req.method} ${url.pathname}`);
@@ -166,6 +208,7 @@ export class FakeTaskcluster {
         }
         call.body = body;
       }
+      if (route.name === 'registerWorker' && this.refuseAdmission(call, res, req)) return;
       const authenticated = await this.authenticate(req);
       call.clientId = authenticated?.clientId;
       const [status, response] = await route.handle({ params: route.params, body, authenticated });
@@ -174,6 +217,31 @@ export class FakeTaskcluster {
       if (err instanceof HttpError) sendJson(res, err.status, this.errorBody(err.status, err.code, err.message, req));
       else sendJson(res, 500, this.errorBody(500, 'InternalServerError', String(err), req));
     }
+  }
+
+  /** Under an admission limit, answer a registerWorker that is not admitted (true), or admit it (false). */
+  private refuseAdmission(call: RecordedCall, res: ServerResponse, req: IncomingMessage): boolean {
+    const limit = this.options.admission;
+    if (limit === undefined) return false;
+    const now = Date.now();
+    this.firstRegistration ??= now;
+    if (now < this.firstRegistration + (limit.outageSeconds ?? 0) * 1000) {
+      sendJson(res, 503, this.errorBody(503, 'ServiceUnavailable', 'worker-manager is unavailable', req));
+      return true;
+    }
+    while (this.admitted.length > 0 && this.admitted[0]! <= now - 1000) this.admitted.shift();
+    if (this.admitted.length < limit.registrationsPerSecond) {
+      this.admitted.push(now);
+      return false;
+    }
+    const status = limit.reject === 'mixed' ? (this.refusals % 2 === 0 ? 503 : 429) : limit.reject;
+    this.refusals += 1;
+    const seconds = limit.retryAfterSeconds ?? 1;
+    const retryAfter = limit.retryAfterAsDate ? new Date(Math.ceil((now + seconds * 1000) / 1000) * 1000).toUTCString() : String(seconds);
+    const [code, message] = status === 429 ? ['TooManyRequests', 'too many registrations; retry later'] : ['ServiceUnavailable', 'worker-manager is busy; retry later'];
+    call.retryAfter = retryAfter;
+    sendJson(res, status, this.errorBody(status, code, message, req), { 'retry-after': retryAfter });
+    return true;
   }
 
   private errorBody(status: number, code: string, message: string, req: IncomingMessage): Json {

@@ -64,7 +64,8 @@ t.test('helloWaitMs: at most 5 s, half the grace period, a quarter of the time t
 });
 
 t.test('a worker that never says hello is signalled, and the grace period counts from the signal', async (t) => {
-  const { worker, log, record } = await startWorker(t, { capabilities: null, signals: { SIGTERM: 0 }, stopDelayMs: 1500 }, 2);
+  // grace 4 s: the hello wait is 2 s at most; stopping takes 3 s, inside the grace period only if it counts from the signal
+  const { worker, log, record } = await startWorker(t, { capabilities: null, signals: { SIGTERM: 0 }, stopDelayMs: 3000 }, 4);
   const controller = new TerminationController(worker, log);
   const requested = Date.now();
   controller.requestTermination({ finishTasks: false, reason: 'spot-interruption' });
@@ -72,6 +73,6 @@ t.test('a worker that never says hello is signalled, and the grace period counts
   const events = readJsonLines<Recorded & { time: number }>(record);
   const signalled = events.find((e) => e.event === 'signal');
   t.ok(signalled, 'the worker got SIGTERM');
-  t.ok(signalled!.time - requested < 1500, `within half the grace period of the request (${signalled!.time - requested} ms)`);
+  t.ok(signalled!.time - requested < 3000, `after at most half the grace period, with a second of slack (${signalled!.time - requested} ms)`);
   t.same(status, { code: 0, signal: null }, 'it stopped on its own, not SIGKILLed, although stopping took most of its grace period');
 });

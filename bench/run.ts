@@ -3,6 +3,7 @@ import { benchAwsInterruption } from './interruption-aws.js';
 import { benchAzureInterruption } from './interruption-azure.js';
 import { benchGoogleInterruption } from './interruption-google.js';
 import { benchProtocol } from './protocol.js';
+import { benchSoak } from './soak.js';
 import { benchStartup } from './startup.js';
 
 const benchmarks: Record<string, () => Promise<void>> = {
@@ -11,6 +12,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   'interruption-aws': () => benchAwsInterruption(),
   'interruption-azure': () => benchAzureInterruption(),
   'interruption-google': () => benchGoogleInterruption(),
+  soak: () => benchSoak(),
 };
 
 const selected = process.argv.slice(2);

@@ -18,8 +18,10 @@
  * keep-alive node:http agent) polling an IMDS fake at the same rate, with
  * the same probe.
  *
- * Environment: SOAK_SECONDS, SOAK_SAMPLE_MS, SOAK_WARMUP_SECONDS (default a
- * fifth of the run; samples before it are left out of slopes), SOAK_SEED
+ * Environment: SOAK_SECONDS (at the default of 600 the run goes on, two
+ * minutes at most, until each watcher has made SOAK_MIN_POLLS, default
+ * 10,000), SOAK_SAMPLE_MS, SOAK_WARMUP_SECONDS (default a fifth of the
+ * run; samples before it are left out of slopes), SOAK_SEED
  * (faults are drawn from it; printed), SOAK_KEEP=1 keeps the run's
  * directory (probe files, worker records, stderr) and prints its path.
  *
@@ -45,7 +47,7 @@ const POLL_INTERVAL_SECONDS = 0.05;
 /** renewalDelayMs renews 30 s before expiry: a 33 s lifetime renews about every 3 s. */
 const CREDENTIAL_LIFETIME_SECONDS = 33;
 /** The pause between two faults into one cloud fake, and into one Taskcluster fake (ms, uniform in the range). */
-const METADATA_FAULT_EVERY_MS: [number, number] = [5000, 11_000];
+const METADATA_FAULT_EVERY_MS: [number, number] = [6000, 12_000];
 const TASKCLUSTER_FAULT_EVERY_MS: [number, number] = [20_000, 40_000];
 const floorScript = fileURLToPath(new URL('./soak-floor.js', import.meta.url));
 
@@ -309,6 +311,8 @@ function firstSampleAfter(samples: ProbeSample[], t: number): ProbeSample | unde
 
 export async function benchSoak(): Promise<void> {
   const seconds = Number(process.env['SOAK_SECONDS'] ?? 600);
+  // At the default duration the run goes on (two minutes at most) until every watcher has made 10,000 polls.
+  const minPolls = Number(process.env['SOAK_MIN_POLLS'] ?? (process.env['SOAK_SECONDS'] === undefined ? 10_000 : 0));
   const sampleMs = Number(process.env['SOAK_SAMPLE_MS'] ?? 1000);
   const warmUpMs = Number(process.env['SOAK_WARMUP_SECONDS'] ?? seconds / 5) * 1000;
   const seed = Number(process.env['SOAK_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
@@ -319,10 +323,11 @@ export async function benchSoak(): Promise<void> {
   const floorFakes = { fetch: await new FakeEc2Metadata().start(), agent: await new FakeEc2Metadata().start() };
   const floors: { name: 'fetch' | 'agent'; child: ChildProcess; closed: Promise<number | null>; probe: string; fake: FakeEc2Metadata }[] = [];
   const runs: ReturnType<typeof startCli>[] = [];
+  const shutdown = recordingShutdown(dir);
   try {
     console.error(`soak: ${seconds} s, seed ${seed}, samples every ${sampleMs} ms, warm-up ${warmUpMs / 1000} s, in ${dir}`);
     for (const runner of runners) {
-      const config = writeConfig(dir, { provider: runner.provider, worker: fakeWorkerSection(), getSecrets: false, shutdownCommand: recordingShutdown(dir).command }, { name: `${runner.name}.yaml` });
+      const config = writeConfig(dir, { provider: runner.provider, worker: fakeWorkerSection(), getSecrets: false, shutdownCommand: shutdown.command }, { name: `${runner.name}.yaml` });
       runs.push(
         startCli([config], {
           nodeArgs: probeNodeArgs,
@@ -380,6 +385,9 @@ export async function benchSoak(): Promise<void> {
       console.error(`soak: ${elapsed}/${seconds} s; polls ${runners.map((r) => `${r.name} ${r.pollTimes().length}`).join(', ')}; renewals ${runners.map((r) => `${r.name} ${r.tc.callsTo('reregisterWorker').length}`).join(', ')}`);
     }, 60_000);
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    const pollers = runners.filter((runner) => runner.metadataFaults().length > 0);
+    await waitFor(`${minPolls} polls from every watcher`, () => pollers.every((runner) => runner.pollTimes().length >= minPolls), 120_000).catch(() => undefined);
+    const soakedSeconds = Math.round((Date.now() - helloAt) / 1000);
     clearInterval(scheduler);
     clearInterval(progress);
 
@@ -405,7 +413,7 @@ export async function benchSoak(): Promise<void> {
       const termination = recorded.find((r) => r.message?.type === 'graceful-termination');
       const { samples, warnings } = readProbe(join(dir, `${runner.name}.probe.jsonl`));
       const polls = runner.pollTimes().filter((time) => time >= helloAt && time <= windowEnd);
-      const renewalTimes = runner.tc.callsTo('reregisterWorker').length > 0 ? recorded.filter((r) => r.message?.type === 'new-credentials').map((r) => r.time) : [];
+      const renewalTimes = recorded.filter((r) => r.message?.type === 'new-credentials').map((r) => r.time);
       const atHello = firstSampleAfter(samples, helloAt);
       const failureLines = result.stderr.split('\n').filter((line) => /cannot renew credentials|cannot save the renewed state|credential renewal failed|before its credentials expire/.test(line));
       return {
@@ -444,7 +452,7 @@ export async function benchSoak(): Promise<void> {
         warnings: warnings.map((w) => `${w.name}: ${w.message}`),
       };
     });
-    report({ seconds, seed, warmUpMs, runners: runnerResults, floors: floorResults, dir: keep ? dir : undefined });
+    report({ seconds: soakedSeconds, seed, warmUpMs, runners: runnerResults, floors: floorResults, shutdownCalls: shutdown.calls(), dir: keep ? dir : undefined });
   } finally {
     if (keep) runs.forEach((run, i) => writeFileSync(join(dir, `${runners[i]!.name}.stderr`), run.stderr()));
     for (const run of runs) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
@@ -460,7 +468,7 @@ const MB = 1024 * 1024;
 const mb = (bytes: number) => (Number.isFinite(bytes) ? (bytes / MB).toFixed(1) : '-');
 const fixed = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : '-');
 
-function report(input: { seconds: number; seed: number; warmUpMs: number; runners: RunnerResult[]; floors: FloorResult[]; dir: string | undefined }): void {
+function report(input: { seconds: number; seed: number; warmUpMs: number; runners: RunnerResult[]; floors: FloorResult[]; shutdownCalls: string[]; dir: string | undefined }): void {
   const { runners, floors } = input;
   const floor = floors.find((f) => f.name === 'floor fetch')!;
   const heapVerdict = (perPoll: number, error: number): string => {
@@ -495,6 +503,7 @@ function report(input: { seconds: number; seed: number; warmUpMs: number; runner
     ['  vs floor fetch', [...runners.map((r) => cloud(r, () => `${fixed(r.figures.cpuUsPerPoll / floor.figures.cpuUsPerPoll, 1)}x`)), ...floors.map((f) => `${fixed(f.figures.cpuUsPerPoll / floor.figures.cpuUsPerPoll, 1)}x`)]],
     ['CPU ms/minute', [...runners.map((r) => fixed(r.perMinute.cpuUsPerPoll / 1000)), ...floors.map((f) => fixed(f.perMinute.cpuUsPerPoll / 1000))]],
     ['most live listeners on a target', [...runners.map((r) => String(r.figures.listenersLive)), ...floors.map((f) => String(f.figures.listenersLive))]],
+    ['most AbortSignal.any dependants', [...runners.map((r) => String(r.figures.anyDependants ?? '-')), ...floors.map((f) => String(f.figures.anyDependants ?? '-'))]],
     ['Node warnings (target 0)', [...runners.map((r) => String(r.warnings.length)), ...floors.map((f) => String(f.warnings.length))]],
     ['notice -> graceful-termination', [...runners.map((r) => (r.noticeMs === undefined ? 'NEVER' : `${r.noticeMs} ms${r.name === 'static' ? ' (SIGTERM)' : ''}`)), ...floors.map(() => '')]],
     ['exit code', [...runners.map((r) => String(r.exitCode)), ...floors.map(() => '')]],
@@ -515,5 +524,7 @@ function report(input: { seconds: number; seed: number; warmUpMs: number; runner
   }
   console.log('  targets: retained heap per poll <= 1.2x floor (or within 2 standard errors of it), no Node warnings, every renewal succeeded, notice within ~1.5 s (aws/azure)');
   console.log("  'net of renewals': the slope per poll less the static runner's heap per renewal times renewals per poll (renewals and polls both grow with time, so one slope holds both)");
+  // start-worker powers the machine off only when removing the worker failed: never expected here
+  console.log(`  shutdown command called: ${input.shutdownCalls.length === 0 ? 'never' : `${input.shutdownCalls.length} time(s)`}`);
   if (input.dir !== undefined) console.log(`  kept: ${input.dir}`);
 }

@@ -37,6 +37,8 @@ export interface ProbeSample {
   emitterListenersEver: number;
   worst: string;
   watched: number;
+  /** The most signals made by AbortSignal.any that one input links to (null: none seen, or Node keeps no such link). */
+  anyDependantsMax: number | null;
 }
 
 export interface ProbeWarning {
@@ -113,6 +115,8 @@ export interface WindowFigures {
   listenersLive: number;
   listenersWorst: string;
   timersMax: number;
+  /** The most AbortSignal.any dependants of one input at any sample (null when never seen). */
+  anyDependants: number | null;
 }
 
 /**
@@ -151,5 +155,6 @@ export function windowFigures(allSamples: ProbeSample[], pollTimes: number[], fr
     listenersLive: live,
     listenersWorst: worst,
     timersMax: Math.max(0, ...samples.map((s) => s.timers)),
+    anyDependants: samples.reduce<number | null>((most, s) => (s.anyDependantsMax === null || s.anyDependantsMax === undefined ? most : Math.max(most ?? 0, s.anyDependantsMax)), null),
   };
 }

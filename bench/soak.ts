@@ -386,7 +386,8 @@ export async function benchSoak(): Promise<void> {
     }, 60_000);
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
     const pollers = runners.filter((runner) => runner.metadataFaults().length > 0);
-    await waitFor(`${minPolls} polls from every watcher`, () => pollers.every((runner) => runner.pollTimes().length >= minPolls), 120_000).catch(() => undefined);
+    const enoughPolls = () => pollers.every((runner) => runner.pollTimes().filter((time) => time >= helloAt).length >= minPolls);
+    await waitFor(`${minPolls} polls from every watcher`, enoughPolls, 120_000).catch(() => undefined);
     const soakedSeconds = Math.round((Date.now() - helloAt) / 1000);
     clearInterval(scheduler);
     clearInterval(progress);

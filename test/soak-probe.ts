@@ -28,8 +28,10 @@ export interface ProbeSample {
   external: number;
   /** User + system CPU so far (µs). */
   cpuUs: number;
-  /** Of which the forced GCs (ms, wall time). */
+  /** How long the forced GCs took (ms, wall time: more than their CPU on a busy machine). */
   gcMs: number;
+  /** The CPU the forced GCs took (µs), part of cpuUs. */
+  gcCpuUs: number;
   timers: number;
   targetListenersLive: number;
   emitterListenersLive: number;
@@ -131,7 +133,7 @@ export function windowFigures(allSamples: ProbeSample[], pollTimes: number[], fr
   const last = samples[samples.length - 1];
   const pollsInWindow = first && last ? polls[polls.length - 1]! - polls[0]! : 0;
   const heap = slope(polls, samples.map((s) => s.heapUsed));
-  const cpuUs = first && last ? last.cpuUs - first.cpuUs - (last.gcMs - first.gcMs) * 1000 : NaN;
+  const cpuUs = first && last ? last.cpuUs - first.cpuUs - (last.gcCpuUs - first.gcCpuUs) : NaN;
   let worst = '';
   let live = 0;
   for (const s of samples) {

@@ -25,12 +25,13 @@ import { nodeWarningLines, probeEnv, probeNodeArgs, readProbe, windowFigures } f
  * GC over polls, after warm-up) at or above which the run leaks. Measured
  * with this test on a 2-core machine, ~2,450 polls after a 1,000-poll
  * warm-up: the poller's abort listener per pause plus AbortSignal.any per
- * request retain 720 +-9 B/poll (three runs: 719, 720, 720); with both
- * fixed (the listener removed when the pause ends, one AbortController per
- * request) 122-156 +-8 B/poll over nine runs, the JIT and caches still
- * warming up (over ten minutes in bench/soak.ts the fixed poll path keeps
- * ~10-25 B/poll, the floor 5-15). 350 is half the leak and more than twice
- * the fixed figure.
+ * request retain 719-750 +-9 B/poll (four runs); with both fixed (the
+ * listener removed when the pause ends, one AbortController per request)
+ * 120-156 +-8 B/poll (fourteen runs), the JIT and caches still warming up;
+ * over ten minutes in bench/soak.ts the fixed poll path keeps ~15-20
+ * B/poll, the floor 5-15. 350 is under half the leak and more than twice
+ * the fixed figure. The poller fixed alone leaves 182 B/poll: what
+ * AbortSignal.any keeps (~40 B/poll) is caught by counting it instead.
  */
 const HEAP_PER_POLL_LIMIT = 350;
 /**

@@ -483,7 +483,9 @@ function report(input: { seconds: number; seed: number; warmUpMs: number; runner
   // static runner renews as often and never polls: its heap per renewal, times renewals per poll,
   // is that share; the rest is what the polls retain.
   const statics = runners.find((r) => r.name === 'static');
-  const netOfRenewals = (r: RunnerResult): number => r.figures.heapPerPoll - (statics?.perRenewal.heapPerPoll ?? 0) * (r.renewalsDelivered / r.polls);
+  const renewalsPerPoll = (r: RunnerResult): number => r.renewalsDelivered / r.polls;
+  const netOfRenewals = (r: RunnerResult): number => r.figures.heapPerPoll - (statics?.perRenewal.heapPerPoll ?? 0) * renewalsPerPoll(r);
+  const netError = (r: RunnerResult): number => Math.hypot(r.figures.heapPerPollError, (statics?.perRenewal.heapPerPollError ?? 0) * renewalsPerPoll(r));
   const cloud = (r: RunnerResult, cell: (r: RunnerResult) => string): string => (r.name === 'static' ? 'n/a' : cell(r));
   const columns = [...runners.map((r) => r.name), ...floors.map((f) => f.name)];
   const rows: [string, string[]][] = [
@@ -497,7 +499,7 @@ function report(input: { seconds: number; seed: number; warmUpMs: number; runner
     ['retained heap, B/poll (+-se)', [...runners.map((r) => cloud(r, () => `${fixed(r.figures.heapPerPoll)} +-${fixed(r.figures.heapPerPollError)}`)), ...floors.map((f) => `${fixed(f.figures.heapPerPoll)} +-${fixed(f.figures.heapPerPollError)}`)]],
     ['  vs floor fetch (target <= 1.2x)', [...runners.map((r) => cloud(r, () => heapVerdict(r.figures.heapPerPoll, r.figures.heapPerPollError))), ...floors.map((f) => (f === floor ? '1x' : heapVerdict(f.figures.heapPerPoll, f.figures.heapPerPollError)))]],
     ['  net of renewals (static), B/poll', [...runners.map((r) => cloud(r, () => fixed(netOfRenewals(r)))), ...floors.map(() => '')]],
-    ['  net vs floor fetch', [...runners.map((r) => cloud(r, () => heapVerdict(netOfRenewals(r), Math.hypot(r.figures.heapPerPollError, statics?.perRenewal.heapPerPollError ?? 0)))), ...floors.map(() => '')]],
+    ['  net vs floor fetch', [...runners.map((r) => cloud(r, () => heapVerdict(netOfRenewals(r), netError(r)))), ...floors.map(() => '')]],
     ['retained heap, KB/minute', [...runners.map((r) => fixed(r.perMinute.heapPerPoll / 1024, 1)), ...floors.map((f) => fixed(f.perMinute.heapPerPoll / 1024, 1))]],
     ['retained heap, B/renewal (static)', [...runners.map((r) => (r.name === 'static' ? `${fixed(r.perRenewal.heapPerPoll)} +-${fixed(r.perRenewal.heapPerPollError)}` : 'n/a')), ...floors.map(() => '')]],
     ['CPU ms/1000 polls', [...runners.map((r) => cloud(r, () => fixed(r.figures.cpuUsPerPoll))), ...floors.map((f) => fixed(f.figures.cpuUsPerPoll))]],

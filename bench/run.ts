@@ -5,6 +5,7 @@ import { benchAzureInterruption } from './interruption-azure.js';
 import { benchFleet } from './fleet.js';
 import { benchGoogleInterruption } from './interruption-google.js';
 import { benchProtocol } from './protocol.js';
+import { benchSoak } from './soak.js';
 import { benchStartup } from './startup.js';
 
 const benchmarks: Record<string, () => Promise<void>> = {
@@ -15,6 +16,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   'interruption-azure': () => benchAzureInterruption(),
   'interruption-google': () => benchGoogleInterruption(),
   fleet: () => benchFleet(),
+  soak: () => benchSoak(),
 };
 
 const selected = process.argv.slice(2);

@@ -81,6 +81,10 @@ export function secretKeepingRunState(initial: RunState, redactor: Redactor): Ru
     enumerable: true,
     get: () => credentials,
     set(value: Credentials) {
+      // the credentials replaced stay valid (and secret) until they expire
+      const until = Date.parse(state.credentialsExpire ?? '');
+      if (value.accessToken !== credentials.accessToken) redactor.retire(credentials.accessToken, Number.isNaN(until) ? Infinity : until);
+      if (value.certificate !== credentials.certificate) redactor.retire(credentials.certificate, Number.isNaN(until) ? Infinity : until);
       redactor.add(value.accessToken);
       redactor.add(value.certificate);
       credentials = Object.freeze({ ...value });
@@ -90,6 +94,8 @@ export function secretKeepingRunState(initial: RunState, redactor: Redactor): Ru
     enumerable: true,
     get: () => registrationSecret,
     set(value: string | undefined) {
+      // worker-manager accepts only the latest secret: the one replaced is worthless
+      if (value !== registrationSecret) redactor.retire(registrationSecret, Date.now());
       redactor.add(value);
       registrationSecret = value;
     },

@@ -87,3 +87,30 @@ t.test('a secret-keeping run state registers its secrets with the redactor as th
   t.same(JSON.parse(JSON.stringify(state)).credentials, { clientId: 'c2', accessToken: 'renewed-access-token', certificate: '{"renewed":"certificate"}' }, 'it still serializes (for the cache)');
   t.equal(JSON.parse(JSON.stringify(state)).registrationSecret, 'renewed-registration-secret');
 });
+
+t.test('credentials replaced by a renewal are redacted until they expire, then forgotten; a replaced registration secret at once', async (t) => {
+  const redactor = new Redactor();
+  const state = secretKeepingRunState(emptyRunState({}), redactor);
+  const redacts = (secret: string) => redactor.redact(`x ${secret} y`) === 'x <redacted> y';
+  state.credentials = { clientId: 'c', accessToken: 'first-access-token', certificate: '{"first":"certificate"}' };
+  state.credentialsExpire = new Date(Date.now() + 60_000).toISOString();
+  state.registrationSecret = 'first-registration-secret';
+  state.credentials = { clientId: 'c', accessToken: 'second-access-token' };
+  state.credentialsExpire = new Date(Date.now() - 1000).toISOString(); // as if the second set had lived its life
+  state.registrationSecret = 'second-registration-secret';
+  t.ok(redacts('first-access-token'), 'the first token is still valid: still redacted');
+  t.ok(redacts('{"first":"certificate"}'));
+  state.credentials = { clientId: 'c', accessToken: 'third-access-token' };
+  t.notOk(redacts('second-access-token'), 'the second token had expired when it was replaced: forgotten at the next change');
+  t.notOk(redacts('first-registration-secret'), 'a replaced registration secret is worthless');
+  t.ok(redacts('third-access-token') && redacts('second-registration-secret'));
+
+  // weeks of renewals keep the list short
+  for (let i = 0; i < 1000; i++) {
+    state.credentials = { clientId: 'c', accessToken: `renewed-access-token-${i}`, certificate: `{"renewal":${i}}` };
+    state.credentialsExpire = new Date(Date.now() - 1).toISOString();
+    state.registrationSecret = `renewed-registration-secret-${i}`;
+  }
+  const kept = ((redactor as unknown as { list: string[] }).list).length;
+  t.ok(kept <= 8, `secrets kept after 1000 renewals: ${kept}`);
+});

@@ -8,6 +8,8 @@ export const REDACTED = '<redacted>';
  */
 export class Redactor {
   private readonly secrets = new Set<string>();
+  /** Secrets that stop mattering at a time (ms since the epoch): superseded credentials. */
+  private readonly retiring = new Map<string, number>();
   private pattern: RegExp | undefined;
   private list: string[] = [];
 
@@ -19,11 +21,33 @@ export class Redactor {
   add(secret: string | undefined, minLength = 4): void {
     if (secret === undefined || secret.length < minLength || this.secrets.has(secret)) return;
     this.secrets.add(secret);
+    this.forgetRetired();
+    this.rebuild();
+  }
+
+  /**
+   * A secret that stops mattering at `at` (superseded credentials, valid
+   * until they expire): forgotten once that time has passed, so a run that
+   * renews its credentials for weeks does not redact an ever longer list.
+   */
+  retire(secret: string | undefined, at: number): void {
+    if (secret !== undefined && this.secrets.has(secret)) this.retiring.set(secret, at);
+  }
+
+  private forgetRetired(now = Date.now()): void {
+    for (const [secret, at] of this.retiring) {
+      if (at > now) continue;
+      this.retiring.delete(secret);
+      this.secrets.delete(secret);
+    }
+  }
+
+  private rebuild(): void {
     // Longest first, so a secret containing another one is replaced whole.
     const alternatives = [...this.secrets]
       .sort((a, b) => b.length - a.length)
       .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-    this.pattern = new RegExp(alternatives.join('|'), 'g');
+    this.pattern = alternatives.length === 0 ? undefined : new RegExp(alternatives.join('|'), 'g');
     this.list = [...this.secrets];
   }
 

@@ -4,6 +4,7 @@ import { benchAwsInterruption } from './interruption-aws.js';
 import { benchAzureInterruption } from './interruption-azure.js';
 import { benchFleet } from './fleet.js';
 import { benchGoogleInterruption } from './interruption-google.js';
+import { benchPollCost } from './poll-cost.js';
 import { benchProtocol } from './protocol.js';
 import { benchSoak } from './soak.js';
 import { benchStartup } from './startup.js';
@@ -12,6 +13,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   startup: () => benchStartup(),
   boot: () => benchBoot(),
   protocol: () => benchProtocol(),
+  'poll-cost': () => benchPollCost(),
   'interruption-aws': () => benchAwsInterruption(),
   'interruption-azure': () => benchAzureInterruption(),
   'interruption-google': () => benchGoogleInterruption(),

@@ -1,0 +1,78 @@
+/**
+ * What it costs to sit beside the worker: CPU and retained heap per
+ * metadata poll of an aws start-worker (20 polls a second, no faults, no
+ * renewals), against a minimal keep-alive `node:http` poller of the same
+ * fake at the same rate, in the same run, both with the soak probe (a GC
+ * forced before each sample, its CPU subtracted).
+ * Targets: <= 1.2x the floor for CPU and for retained heap per poll.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FakeEc2Metadata, SPOT_INSTANCE_ACTION } from '../test/fakes/aws-metadata.js';
+import { FakeTaskcluster } from '../test/fakes/taskcluster.js';
+import { fakeWorkerSection, networkGuard, startCli, waitFor, writeConfig } from '../test/helpers.js';
+import { probeEnv, probeNodeArgs, readProbe, windowFigures, type WindowFigures } from '../test/soak-probe.js';
+
+const INTERVAL_SECONDS = 0.05;
+const floorScript = fileURLToPath(new URL('./soak-floor.js', import.meta.url));
+
+const pollTimes = (imds: FakeEc2Metadata) => imds.requests.filter((r) => r.path === SPOT_INSTANCE_ACTION).map((r) => r.time);
+
+export async function benchPollCost(): Promise<void> {
+  const seconds = Number(process.env['POLL_COST_SECONDS'] ?? 90);
+  const warmUpMs = Math.min(20_000, (seconds * 1000) / 4);
+  const dir = mkdtempSync(join(tmpdir(), 'start-worker-poll-cost-'));
+  const tc = await new FakeTaskcluster().start();
+  tc.addWorkerPool('bench/poll', 'aws-bench');
+  tc.acceptProofsFrom.add('aws-bench');
+  const imds = await new FakeEc2Metadata().start();
+  imds.setUserData({ rootUrl: tc.rootUrl, workerPoolId: 'bench/poll', providerId: 'aws-bench', workerGroup: 'bench' });
+  const floorImds = await new FakeEc2Metadata().start();
+  try {
+    const runnerProbe = join(dir, 'runner.probe.jsonl');
+    const floorProbe = join(dir, 'floor.probe.jsonl');
+    const config = writeConfig(dir, {
+      provider: { providerType: 'aws', metadataEndpoint: imds.endpoint, terminationPollInterval: INTERVAL_SECONDS },
+      worker: fakeWorkerSection(),
+      getSecrets: false,
+      shutdownCommand: ['/bin/true'],
+    });
+    const run = startCli([config], {
+      nodeArgs: probeNodeArgs,
+      env: { FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }), AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined, ...probeEnv(runnerProbe, 1000) },
+      timeoutMs: (seconds + 120) * 1000,
+    });
+    const floor = spawn(process.execPath, ['--require', networkGuard, ...probeNodeArgs, floorScript, 'agent', floorImds.endpoint, String(INTERVAL_SECONDS * 1000)], {
+      env: { ...process.env, NODE_OPTIONS: '', ...probeEnv(floorProbe, 1000) },
+      stdio: 'ignore',
+    });
+    const floorClosed = new Promise((resolve) => floor.on('close', resolve));
+    await waitFor('the worker to say hello', () => run.stderr().includes('worker capabilities'), 60_000);
+    const from = Date.now() + warmUpMs;
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    const to = Date.now();
+    run.child.kill('SIGTERM');
+    floor.kill('SIGTERM');
+    await Promise.all([run.done, floorClosed]);
+    const runner = windowFigures(readProbe(runnerProbe).samples, pollTimes(imds), from, to);
+    const base = windowFigures(readProbe(floorProbe).samples, pollTimes(floorImds), from, to);
+    report(seconds, warmUpMs, runner, base);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await Promise.all([imds.stop(), floorImds.stop(), tc.stop()]);
+  }
+}
+
+function report(seconds: number, warmUpMs: number, runner: WindowFigures, floor: WindowFigures): void {
+  const line = (name: string, f: WindowFigures) =>
+    `  ${name.padEnd(34)} ${f.polls} polls, CPU ${f.cpuUsPerPoll.toFixed(0)} µs/poll, retained heap ${f.heapPerPoll.toFixed(0)} ± ${f.heapPerPollError.toFixed(0)} B/poll, RSS ${(f.rssEnd / 2 ** 20).toFixed(1)} MiB`;
+  console.log(`poll cost (aws watch at ${1 / INTERVAL_SECONDS} polls/s for ${seconds} s, after ${warmUpMs / 1000} s of warm-up; GC forced before each sample)`);
+  console.log(line('start-worker', runner));
+  console.log(line('floor (keep-alive node:http)', floor));
+  // a slope within its error of zero is no growth: compare growth, not noise
+  const heapRatio = Math.max(runner.heapPerPoll, 0) / Math.max(floor.heapPerPoll, floor.heapPerPollError, 1);
+  console.log(`  ratios: CPU ${(runner.cpuUsPerPoll / floor.cpuUsPerPoll).toFixed(2)}x (target <= 1.2x), retained heap ${heapRatio.toFixed(2)}x the floor's (or its noise) (target <= 1.2x)`);
+}

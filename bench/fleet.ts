@@ -47,15 +47,32 @@ function seconds(ms: number | undefined): string {
 
 type Targets = { name: string; value: string; met: boolean }[];
 
-function report(title: string, result: FleetResult, rate: number, elapsedMs: number, targets: Targets, floor: FleetResult | undefined): void {
+function report(
+  title: string,
+  result: FleetResult,
+  rate: number,
+  elapsedMs: number,
+  targets: Targets,
+  floor: FleetResult | undefined,
+): void {
   console.log(title);
-  console.log(`  registered ${result.registered}/${result.runners}, gave up ${result.gaveUp} (run took ${seconds(elapsedMs)})`);
-  console.log(`  time to registration from release: p50 ${seconds(result.registrationMs?.p50)}, p99 ${seconds(result.registrationMs?.p99)}, max ${seconds(result.registrationMs?.max)}`);
+  console.log(
+    `  registered ${result.registered}/${result.runners}, gave up ${result.gaveUp} (run took ${seconds(elapsedMs)})`,
+  );
+  console.log(
+    `  time to registration from release: p50 ${seconds(result.registrationMs?.p50)}, p99 ${seconds(result.registrationMs?.p99)}, max ${seconds(result.registrationMs?.max)}`,
+  );
   if (floor?.registrationMs && floor.runners === result.runners) {
-    console.log(`  floor (all admitted at once, same machine): p50 ${seconds(floor.registrationMs.p50)}, p99 ${seconds(floor.registrationMs.p99)}`);
+    console.log(
+      `  floor (all admitted at once, same machine): p50 ${seconds(floor.registrationMs.p50)}, p99 ${seconds(floor.registrationMs.p99)}`,
+    );
   }
-  console.log(`  floor (ideal schedule at ${rate}/s): last admitted after ${(result.runners / rate).toFixed(1)} s, 1 request per runner`);
-  console.log(`  registerWorker requests: ${result.requests.total} (${result.requests.perRunnerMean.toFixed(2)} per runner, max ${result.requests.perRunnerMax})`);
+  console.log(
+    `  floor (ideal schedule at ${rate}/s): last admitted after ${(result.runners / rate).toFixed(1)} s, 1 request per runner`,
+  );
+  console.log(
+    `  registerWorker requests: ${result.requests.total} (${result.requests.perRunnerMean.toFixed(2)} per runner, max ${result.requests.perRunnerMax})`,
+  );
   console.log(
     `  most requests in 100 ms: ${result.peak100ms.afterFirstSecond} after the first second (${result.peak100ms.afterFirstSecond * 10}/s against R = ${rate}/s), ` +
       `${result.peak100ms.overall} overall, ${result.peak100ms.retries} of retries alone`,
@@ -68,7 +85,10 @@ function report(title: string, result: FleetResult, rate: number, elapsedMs: num
   for (const target of targets) console.log(`  [${target.met ? 'met' : 'MISSED'}] ${target.name}: ${target.value}`);
 }
 
-async function fleetCase(runners: number, admission: AdmissionLimit): Promise<{ result: FleetResult; elapsedMs: number }> {
+async function fleetCase(
+  runners: number,
+  admission: AdmissionLimit,
+): Promise<{ result: FleetResult; elapsedMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'start-worker-bench-fleet-'));
   const started = Date.now();
   try {
@@ -100,7 +120,9 @@ export async function benchFleet(): Promise<void> {
     floor = result;
     console.log(`fleet floor: ${runners} runners booting at once, every registration admitted`);
     console.log(`  registered ${result.registered}/${result.runners} (run took ${seconds(elapsedMs)})`);
-    console.log(`  time to registration from release: p50 ${seconds(result.registrationMs?.p50)}, p99 ${seconds(result.registrationMs?.p99)}, max ${seconds(result.registrationMs?.max)}`);
+    console.log(
+      `  time to registration from release: p50 ${seconds(result.registrationMs?.p50)}, p99 ${seconds(result.registrationMs?.p99)}, max ${seconds(result.registrationMs?.max)}`,
+    );
   }
   if (cases.includes('admission')) {
     const admission: AdmissionLimit = { registrationsPerSecond: rate, reject, retryAfterSeconds };

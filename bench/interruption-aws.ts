@@ -29,7 +29,11 @@ async function startRun(fakes: Fakes, pollInterval: number | undefined) {
   const dir = mkdtempSync(join(tmpdir(), 'start-worker-bench-'));
   const started = startInterruptibleRun(
     dir,
-    { providerType: 'aws', metadataEndpoint: fakes.imds.endpoint, ...(pollInterval === undefined ? {} : { terminationPollInterval: pollInterval }) },
+    {
+      providerType: 'aws',
+      metadataEndpoint: fakes.imds.endpoint,
+      ...(pollInterval === undefined ? {} : { terminationPollInterval: pollInterval }),
+    },
     { AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined },
   );
   await started.saidHello();
@@ -57,7 +61,10 @@ async function interruptionLatency(fakes: Fakes, pollInterval: number | undefine
 }
 
 /** Metadata requests per minute while the worker idles at default settings. */
-async function idleTraffic(fakes: Fakes, seconds: number): Promise<{ perMinute: number; tokenPuts: number; paths: string[] }> {
+async function idleTraffic(
+  fakes: Fakes,
+  seconds: number,
+): Promise<{ perMinute: number; tokenPuts: number; paths: string[] }> {
   fakes.imds.metaData.delete('spot/instance-action');
   fakes.imds.metaData.delete('spot/termination-time');
   const tokenPutsBefore = fakes.imds.tokenPuts;
@@ -95,12 +102,20 @@ export async function benchAwsInterruption(trials = 20, idleSeconds = 60): Promi
     }
     const idle = await idleTraffic(fakes, idleSeconds);
     const format = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
-    console.log(`aws interruption: announcement -> graceful-termination at the worker (${trials} interleaved trials each)`);
-    console.log(`  default (poll 1 s):  p50 ${format(percentile(atDefault, 50))}, p99 ${format(percentile(atDefault, 99))}, max ${format(Math.max(...atDefault))} (target p99 <= 1.5 s)`);
-    console.log(`  floor (poll 0.05 s): p50 ${format(percentile(floor, 50))}, p99 ${format(percentile(floor, 99))}, max ${format(Math.max(...floor))}`);
+    console.log(
+      `aws interruption: announcement -> graceful-termination at the worker (${trials} interleaved trials each)`,
+    );
+    console.log(
+      `  default (poll 1 s):  p50 ${format(percentile(atDefault, 50))}, p99 ${format(percentile(atDefault, 99))}, max ${format(Math.max(...atDefault))} (target p99 <= 1.5 s)`,
+    );
+    console.log(
+      `  floor (poll 0.05 s): p50 ${format(percentile(floor, 50))}, p99 ${format(percentile(floor, 99))}, max ${format(Math.max(...floor))}`,
+    );
     console.log(`  ratio of medians ${(median(atDefault) / median(floor)).toFixed(1)}x (the poll interval dominates)`);
     console.log(`aws idle metadata traffic at default settings (${idleSeconds} s window)`);
-    console.log(`  ${idle.perMinute.toFixed(1)} requests/minute (target <= 65), ${idle.tokenPuts} token PUT(s) for the whole run; requests: ${idle.paths.join(', ')}`);
+    console.log(
+      `  ${idle.perMinute.toFixed(1)} requests/minute (target <= 65), ${idle.tokenPuts} token PUT(s) for the whole run; requests: ${idle.paths.join(', ')}`,
+    );
   } finally {
     await imds.stop();
     await tc.stop();

@@ -47,9 +47,15 @@ export async function benchGoogleInterruption(trials = 25): Promise<void> {
 async function trial(metadata: FakeGoogleMetadata, name: string, trigger: Trigger): Promise<number> {
   metadata.set(PREEMPTED_PATH, 'FALSE');
   metadata.set(MAINTENANCE_PATH, 'NONE');
-  const { run, saidHello, terminationReceivedAt } = startInterruptibleRun(mkdtempSync(`${name}-`), { providerType: 'google', metadataEndpoint: metadata.url });
+  const { run, saidHello, terminationReceivedAt } = startInterruptibleRun(mkdtempSync(`${name}-`), {
+    providerType: 'google',
+    metadataEndpoint: metadata.url,
+  });
   await saidHello();
-  await waitFor('the watchers', () => metadata.pendingLongPolls(PREEMPTED_PATH) === 1 && metadata.pendingLongPolls(MAINTENANCE_PATH) === 1);
+  await waitFor(
+    'the watchers',
+    () => metadata.pendingLongPolls(PREEMPTED_PATH) === 1 && metadata.pendingLongPolls(MAINTENANCE_PATH) === 1,
+  );
   const triggeredAt = Date.now();
   if (trigger === 'preemption') metadata.preempt();
   else run.child.kill('SIGTERM');

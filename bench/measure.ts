@@ -1,7 +1,14 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fakeWorkerSection, readJsonLines, recordingShutdown, startCli, waitFor, writeConfig } from '../test/helpers.js';
+import {
+  fakeWorkerSection,
+  readJsonLines,
+  recordingShutdown,
+  startCli,
+  waitFor,
+  writeConfig,
+} from '../test/helpers.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 /** Preloaded into measured node processes: reports peak RSS (KiB) on fd 3 at exit. */
@@ -53,11 +60,24 @@ interface Recorded {
  * graceful-termination: what the interruption benchmarks measure. `dir`
  * must be fresh for each run.
  */
-export function startInterruptibleRun(dir: string, provider: Record<string, unknown>, env: Record<string, string | undefined> = {}) {
+export function startInterruptibleRun(
+  dir: string,
+  provider: Record<string, unknown>,
+  env: Record<string, string | undefined> = {},
+) {
   const record = join(dir, 'record.jsonl');
-  const config = writeConfig(dir, { provider, worker: fakeWorkerSection(), getSecrets: false, shutdownCommand: recordingShutdown(dir).command });
+  const config = writeConfig(dir, {
+    provider,
+    worker: fakeWorkerSection(),
+    getSecrets: false,
+    shutdownCommand: recordingShutdown(dir).command,
+  });
   const run = startCli([config], {
-    env: { FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }), FAKE_WORKER_RECORD: record, ...env },
+    env: {
+      FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }),
+      FAKE_WORKER_RECORD: record,
+      ...env,
+    },
     timeoutMs: 180_000,
   });
   return {

@@ -19,7 +19,8 @@ import { probeEnv, probeNodeArgs, readProbe, windowFigures, type WindowFigures }
 const INTERVAL_SECONDS = 0.05;
 const floorScript = fileURLToPath(new URL('./soak-floor.js', import.meta.url));
 
-const pollTimes = (imds: FakeEc2Metadata) => imds.requests.filter((r) => r.path === SPOT_INSTANCE_ACTION).map((r) => r.time);
+const pollTimes = (imds: FakeEc2Metadata) =>
+  imds.requests.filter((r) => r.path === SPOT_INSTANCE_ACTION).map((r) => r.time);
 
 export async function benchPollCost(): Promise<void> {
   const seconds = Number(process.env['POLL_COST_SECONDS'] ?? 90);
@@ -42,13 +43,29 @@ export async function benchPollCost(): Promise<void> {
     });
     const run = startCli([config], {
       nodeArgs: probeNodeArgs,
-      env: { FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }), AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined, ...probeEnv(runnerProbe, 1000) },
+      env: {
+        FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }),
+        AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined,
+        ...probeEnv(runnerProbe, 1000),
+      },
       timeoutMs: (seconds + 120) * 1000,
     });
-    const floor = spawn(process.execPath, ['--require', networkGuard, ...probeNodeArgs, floorScript, 'agent', floorImds.endpoint, String(INTERVAL_SECONDS * 1000)], {
-      env: { ...process.env, NODE_OPTIONS: '', ...probeEnv(floorProbe, 1000) },
-      stdio: 'ignore',
-    });
+    const floor = spawn(
+      process.execPath,
+      [
+        '--require',
+        networkGuard,
+        ...probeNodeArgs,
+        floorScript,
+        'agent',
+        floorImds.endpoint,
+        String(INTERVAL_SECONDS * 1000),
+      ],
+      {
+        env: { ...process.env, NODE_OPTIONS: '', ...probeEnv(floorProbe, 1000) },
+        stdio: 'ignore',
+      },
+    );
     const floorClosed = new Promise((resolve) => floor.on('close', resolve));
     await waitFor('the worker to say hello', () => run.stderr().includes('worker capabilities'), 60_000);
     const from = Date.now() + warmUpMs;
@@ -69,10 +86,14 @@ export async function benchPollCost(): Promise<void> {
 function report(seconds: number, warmUpMs: number, runner: WindowFigures, floor: WindowFigures): void {
   const line = (name: string, f: WindowFigures) =>
     `  ${name.padEnd(34)} ${f.polls} polls, CPU ${f.cpuUsPerPoll.toFixed(0)} µs/poll, retained heap ${f.heapPerPoll.toFixed(0)} ± ${f.heapPerPollError.toFixed(0)} B/poll, RSS ${(f.rssEnd / 2 ** 20).toFixed(1)} MiB`;
-  console.log(`poll cost (aws watch at ${1 / INTERVAL_SECONDS} polls/s for ${seconds} s, after ${warmUpMs / 1000} s of warm-up; GC forced before each sample)`);
+  console.log(
+    `poll cost (aws watch at ${1 / INTERVAL_SECONDS} polls/s for ${seconds} s, after ${warmUpMs / 1000} s of warm-up; GC forced before each sample)`,
+  );
   console.log(line('start-worker', runner));
   console.log(line('floor (keep-alive node:http)', floor));
   // a slope within its error of zero is no growth: compare growth, not noise
   const heapRatio = Math.max(runner.heapPerPoll, 0) / Math.max(floor.heapPerPoll, floor.heapPerPollError, 1);
-  console.log(`  ratios: CPU ${(runner.cpuUsPerPoll / floor.cpuUsPerPoll).toFixed(2)}x (target <= 1.2x), retained heap ${heapRatio.toFixed(2)}x the floor's (or its noise) (target <= 1.2x)`);
+  console.log(
+    `  ratios: CPU ${(runner.cpuUsPerPoll / floor.cpuUsPerPoll).toFixed(2)}x (target <= 1.2x), retained heap ${heapRatio.toFixed(2)}x the floor's (or its noise) (target <= 1.2x)`,
+  );
 }

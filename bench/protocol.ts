@@ -46,7 +46,10 @@ function floorOnce(parse: boolean): Promise<number> {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, FLOOD_COUNT: String(COUNT), FLOOD_NO_HANDSHAKE: '1' },
     });
-    const consumer = spawn(process.execPath, [lineFloor], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...(parse ? { FLOOR_PARSE: '1' } : {}) } });
+    const consumer = spawn(process.execPath, [lineFloor], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+      env: { ...process.env, ...(parse ? { FLOOR_PARSE: '1' } : {}) },
+    });
     producer.stdout.pipe(consumer.stdin);
     let counted = '';
     consumer.stderr.on('data', (chunk: Buffer) => (counted += chunk.toString()));
@@ -92,9 +95,15 @@ export async function benchProtocol(repetitions = 5): Promise<void> {
     const parseSeconds = median(parseFloor);
     const peak = Math.max(...runner.map((r) => r.peakRssKiB)) / 1024;
     console.log(`protocol (${COUNT.toLocaleString('en')} log messages, ${repetitions} interleaved runs each, medians)`);
-    console.log(`  floor (pipe + line split):           ${floorSeconds.toFixed(2)} s, ${Math.round(COUNT / floorSeconds).toLocaleString('en')} lines/s`);
-    console.log(`  floor (pipe + split + JSON.parse):   ${parseSeconds.toFixed(2)} s, ${Math.round(COUNT / parseSeconds).toLocaleString('en')} lines/s`);
-    console.log(`  start-worker -> stdio:               ${runnerSeconds.toFixed(2)} s, ${Math.round(COUNT / runnerSeconds).toLocaleString('en')} messages/s (target >= 600,000)`);
+    console.log(
+      `  floor (pipe + line split):           ${floorSeconds.toFixed(2)} s, ${Math.round(COUNT / floorSeconds).toLocaleString('en')} lines/s`,
+    );
+    console.log(
+      `  floor (pipe + split + JSON.parse):   ${parseSeconds.toFixed(2)} s, ${Math.round(COUNT / parseSeconds).toLocaleString('en')} lines/s`,
+    );
+    console.log(
+      `  start-worker -> stdio:               ${runnerSeconds.toFixed(2)} s, ${Math.round(COUNT / runnerSeconds).toLocaleString('en')} messages/s (target >= 600,000)`,
+    );
     console.log(
       `  ratio ${(runnerSeconds / parseSeconds).toFixed(2)}x the parsing floor (target <= 1.5x), ${(runnerSeconds / floorSeconds).toFixed(2)}x the split-only floor; runner peak RSS ${peak.toFixed(1)} MB (target < 100 MB)`,
     );

@@ -20,7 +20,11 @@ if ((mode !== 'fetch' && mode !== 'agent') || endpoint === undefined || !(interv
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
-function viaAgent(method: string, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+function viaAgent(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(`${endpoint}${path}`, { method, headers, agent, timeout: TIMEOUT_MS }, (res) => {
       let body = '';
@@ -35,7 +39,11 @@ function viaAgent(method: string, path: string, headers: Record<string, string>)
   });
 }
 
-async function viaFetch(method: string, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+async function viaFetch(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
   const response = await fetch(`${endpoint}${path}`, { method, headers, signal: AbortSignal.timeout(TIMEOUT_MS) });
   return { status: response.status, body: await response.text() };
 }

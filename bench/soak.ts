@@ -40,8 +40,25 @@ import { FakeAzureMetadata, SCHEDULED_EVENTS, workerManagerTags } from '../test/
 import { FakeGoogleMetadata, MAINTENANCE_PATH, PREEMPTED_PATH } from '../test/fakes/google-metadata.js';
 import type { Fault } from '../test/fakes/http.js';
 import { FakeTaskcluster } from '../test/fakes/taskcluster.js';
-import { fakeWorkerSection, networkGuard, readJsonLines, recordingShutdown, STATIC_SECRET, startCli, waitFor, writeConfig } from '../test/helpers.js';
-import { nodeWarningLines, probeEnv, probeNodeArgs, readProbe, windowFigures, type ProbeSample, type WindowFigures } from '../test/soak-probe.js';
+import {
+  fakeWorkerSection,
+  networkGuard,
+  readJsonLines,
+  recordingShutdown,
+  STATIC_SECRET,
+  startCli,
+  waitFor,
+  writeConfig,
+} from '../test/helpers.js';
+import {
+  nodeWarningLines,
+  probeEnv,
+  probeNodeArgs,
+  readProbe,
+  windowFigures,
+  type ProbeSample,
+  type WindowFigures,
+} from '../test/soak-probe.js';
 
 const POLL_INTERVAL_SECONDS = 0.05;
 /** renewalDelayMs renews 30 s before expiry: a 33 s lifetime renews about every 3 s. */
@@ -91,7 +108,10 @@ interface Runner {
 }
 
 function taskclusterFaults(tc: FakeTaskcluster): FaultChoice[] {
-  const inject = (fault: Fault, count = 1) => () => tc.inject('reregisterWorker', fault, count);
+  const inject =
+    (fault: Fault, count = 1) =>
+    () =>
+      tc.inject('reregisterWorker', fault, count);
   return [
     { label: 'tc 503 burst x3', apply: inject({ kind: 'status', status: 503 }, 3) },
     { label: 'tc 503 burst x2', apply: inject({ kind: 'status', status: 503 }, 2) },
@@ -118,7 +138,8 @@ async function awsRunner(): Promise<Runner> {
     tc,
     provider: { providerType: 'aws', metadataEndpoint: imds.endpoint, terminationPollInterval: POLL_INTERVAL_SECONDS },
     // a poll refused with 401 is asked again with a fresh token: one poll
-    pollTimes: () => imds.requests.filter((r) => r.path === SPOT_INSTANCE_ACTION && r.status !== 401).map((r) => r.time),
+    pollTimes: () =>
+      imds.requests.filter((r) => r.path === SPOT_INSTANCE_ACTION && r.status !== 401).map((r) => r.time),
     metadataFaults: () => [
       { label: 'aws 503', apply: spot({ kind: 'status', status: 503 }) },
       { label: 'aws 500', apply: spot({ kind: 'status', status: 500 }) },
@@ -135,7 +156,8 @@ async function awsRunner(): Promise<Runner> {
       },
     ],
     quiesce: () => imds.faults.clear(),
-    healthySince: (since) => imds.requests.some((r) => r.path === SPOT_INSTANCE_ACTION && r.time >= since && r.status === 404),
+    healthySince: (since) =>
+      imds.requests.some((r) => r.path === SPOT_INSTANCE_ACTION && r.time >= since && r.status === 404),
     interrupt: () => {
       imds.announceSpotInterruption('terminate', new Date(Date.now() + 120_000));
       return imds.spotAnnouncedAt!;
@@ -150,12 +172,18 @@ async function awsRunner(): Promise<Runner> {
 async function azureRunner(): Promise<Runner> {
   const tc = await taskcluster('soak/azure', 'azure-soak');
   tc.acceptProofsFrom.add('azure-soak');
-  const imds = await new FakeAzureMetadata({ tags: workerManagerTags(tc.rootUrl, { 'worker-pool-id': 'soak/azure', 'provider-id': 'azure-soak' }) }).start();
+  const imds = await new FakeAzureMetadata({
+    tags: workerManagerTags(tc.rootUrl, { 'worker-pool-id': 'soak/azure', 'provider-id': 'azure-soak' }),
+  }).start();
   const events = (fault: Fault) => () => imds.inject(SCHEDULED_EVENTS, fault);
   return {
     name: 'azure',
     tc,
-    provider: { providerType: 'azure', metadataEndpoint: imds.endpoint, terminationPollInterval: POLL_INTERVAL_SECONDS },
+    provider: {
+      providerType: 'azure',
+      metadataEndpoint: imds.endpoint,
+      terminationPollInterval: POLL_INTERVAL_SECONDS,
+    },
     pollTimes: () => imds.requestsTo(SCHEDULED_EVENTS, 'GET').map((r) => r.time),
     metadataFaults: () => [
       { label: 'azure 500', apply: events({ kind: 'status', status: 500 }) },
@@ -164,7 +192,10 @@ async function azureRunner(): Promise<Runner> {
       { label: 'azure drop', apply: events({ kind: 'drop' }) },
       { label: 'azure slow 0.3 s', apply: events({ kind: 'delay', ms: 300 }) },
       { label: 'azure timeout', apply: events({ kind: 'delay', ms: 2500 }) },
-      { label: 'azure 1.5 s outage (502/drop)', apply: () => imds.failScheduledEvents(1500, [{ kind: 'status', status: 502 }, { kind: 'drop' }]) },
+      {
+        label: 'azure 1.5 s outage (502/drop)',
+        apply: () => imds.failScheduledEvents(1500, [{ kind: 'status', status: 502 }, { kind: 'drop' }]),
+      },
     ],
     quiesce: () => imds.faults.clear(),
     healthySince: (since) => imds.requestsTo(SCHEDULED_EVENTS, 'GET').some((r) => r.time >= since && r.outcome === 200),
@@ -190,18 +221,29 @@ async function azureRunner(): Promise<Runner> {
 async function googleRunner(): Promise<Runner> {
   const tc = await taskcluster('soak/google', 'google-soak');
   tc.acceptProofsFrom.add('google-soak');
-  const metadata = await new FakeGoogleMetadata({ rootUrl: tc.rootUrl, workerPoolId: 'soak/google', providerId: 'google-soak' }).start();
+  const metadata = await new FakeGoogleMetadata({
+    rootUrl: tc.rootUrl,
+    workerPoolId: 'soak/google',
+    providerId: 'google-soak',
+  }).start();
   let migrating = false;
   const churn = setInterval(() => {
     migrating = !migrating;
     metadata.setMaintenanceEvent(migrating ? 'MIGRATE_ON_HOST_MAINTENANCE' : 'NONE');
   }, POLL_INTERVAL_SECONDS * 1000);
   const watch = (fault: Fault) => () => metadata.inject(MAINTENANCE_PATH, fault);
-  const longPolls = () => metadata.requests.filter((r) => (r.path === MAINTENANCE_PATH || r.path === PREEMPTED_PATH) && r.query['wait_for_change'] === 'true');
+  const longPolls = () =>
+    metadata.requests.filter(
+      (r) => (r.path === MAINTENANCE_PATH || r.path === PREEMPTED_PATH) && r.query['wait_for_change'] === 'true',
+    );
   return {
     name: 'google',
     tc,
-    provider: { providerType: 'google', metadataEndpoint: metadata.url, terminationPollInterval: POLL_INTERVAL_SECONDS },
+    provider: {
+      providerType: 'google',
+      metadataEndpoint: metadata.url,
+      terminationPollInterval: POLL_INTERVAL_SECONDS,
+    },
     pollTimes: () => longPolls().map((r) => r.time),
     metadataFaults: () => [
       { label: 'google 503', apply: watch({ kind: 'status', status: 503 }) },
@@ -216,7 +258,10 @@ async function googleRunner(): Promise<Runner> {
       metadata.faults.clear();
     },
     // both watches held by the server again: nothing changes any more, so no new request need come
-    healthySince: (since) => Date.now() - since >= 500 && metadata.pendingLongPolls(PREEMPTED_PATH) === 1 && metadata.pendingLongPolls(MAINTENANCE_PATH) === 1,
+    healthySince: (since) =>
+      Date.now() - since >= 500 &&
+      metadata.pendingLongPolls(PREEMPTED_PATH) === 1 &&
+      metadata.pendingLongPolls(MAINTENANCE_PATH) === 1,
     interrupt: () => {
       const at = Date.now();
       metadata.preempt();
@@ -236,7 +281,15 @@ async function staticRunner(): Promise<Runner> {
   return {
     name: 'static',
     tc,
-    provider: { providerType: 'static', rootURL: tc.rootUrl, providerID: 'static-soak', workerPoolID: 'soak/static', workerGroup: 'soak', workerID: 'static-1', staticSecret: STATIC_SECRET },
+    provider: {
+      providerType: 'static',
+      rootURL: tc.rootUrl,
+      providerID: 'static-soak',
+      workerPoolID: 'soak/static',
+      workerGroup: 'soak',
+      workerID: 'static-1',
+      staticSecret: STATIC_SECRET,
+    },
     pollTimes: () => [],
     metadataFaults: () => [],
     quiesce: () => undefined,
@@ -321,18 +374,38 @@ export async function benchSoak(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'start-worker-soak-'));
   const runners = [await awsRunner(), await azureRunner(), await googleRunner(), await staticRunner()];
   const floorFakes = { fetch: await new FakeEc2Metadata().start(), agent: await new FakeEc2Metadata().start() };
-  const floors: { name: 'fetch' | 'agent'; child: ChildProcess; closed: Promise<number | null>; probe: string; fake: FakeEc2Metadata }[] = [];
+  const floors: {
+    name: 'fetch' | 'agent';
+    child: ChildProcess;
+    closed: Promise<number | null>;
+    probe: string;
+    fake: FakeEc2Metadata;
+  }[] = [];
   const runs: ReturnType<typeof startCli>[] = [];
   const shutdown = recordingShutdown(dir);
   try {
-    console.error(`soak: ${seconds} s, seed ${seed}, samples every ${sampleMs} ms, warm-up ${warmUpMs / 1000} s, in ${dir}`);
+    console.error(
+      `soak: ${seconds} s, seed ${seed}, samples every ${sampleMs} ms, warm-up ${warmUpMs / 1000} s, in ${dir}`,
+    );
     for (const runner of runners) {
-      const config = writeConfig(dir, { provider: runner.provider, worker: fakeWorkerSection(), getSecrets: false, shutdownCommand: shutdown.command }, { name: `${runner.name}.yaml` });
+      const config = writeConfig(
+        dir,
+        {
+          provider: runner.provider,
+          worker: fakeWorkerSection(),
+          getSecrets: false,
+          shutdownCommand: shutdown.command,
+        },
+        { name: `${runner.name}.yaml` },
+      );
       runs.push(
         startCli([config], {
           nodeArgs: probeNodeArgs,
           env: {
-            FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination', 'new-credentials'], onGracefulTermination: { exit: 0 } }),
+            FAKE_WORKER: JSON.stringify({
+              capabilities: ['graceful-termination', 'new-credentials'],
+              onGracefulTermination: { exit: 0 },
+            }),
             FAKE_WORKER_RECORD: join(dir, `${runner.name}.record.jsonl`),
             AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined,
             ...probeEnv(join(dir, `${runner.name}.probe.jsonl`), sampleMs),
@@ -344,16 +417,42 @@ export async function benchSoak(): Promise<void> {
     for (const name of ['fetch', 'agent'] as const) {
       const fake = floorFakes[name];
       const probe = join(dir, `floor-${name}.probe.jsonl`);
-      const child = spawn(process.execPath, ['--require', networkGuard, ...probeNodeArgs, floorScript, name, fake.endpoint, String(POLL_INTERVAL_SECONDS * 1000)], {
-        env: { ...process.env, NODE_OPTIONS: '', ...probeEnv(probe, sampleMs) },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [
+          '--require',
+          networkGuard,
+          ...probeNodeArgs,
+          floorScript,
+          name,
+          fake.endpoint,
+          String(POLL_INTERVAL_SECONDS * 1000),
+        ],
+        {
+          env: { ...process.env, NODE_OPTIONS: '', ...probeEnv(probe, sampleMs) },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
       let stderr = '';
       child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-      floors.push({ name, child, closed: closed.then((code) => (writeFileSync(join(dir, `floor-${name}.stderr`), stderr), code)), probe, fake });
+      floors.push({
+        name,
+        child,
+        closed: closed.then((code) => (writeFileSync(join(dir, `floor-${name}.stderr`), stderr), code)),
+        probe,
+        fake,
+      });
     }
-    await Promise.all(runs.map((run, i) => waitFor(`${runners[i]!.name}: the worker to say hello`, () => run.stderr().includes('worker capabilities'), 60_000)));
+    await Promise.all(
+      runs.map((run, i) =>
+        waitFor(
+          `${runners[i]!.name}: the worker to say hello`,
+          () => run.stderr().includes('worker capabilities'),
+          60_000,
+        ),
+      ),
+    );
     const helloAt = Date.now();
     const floorStart = helloAt;
 
@@ -382,11 +481,14 @@ export async function benchSoak(): Promise<void> {
     }, 100);
     const progress = setInterval(() => {
       const elapsed = Math.round((Date.now() - helloAt) / 1000);
-      console.error(`soak: ${elapsed}/${seconds} s; polls ${runners.map((r) => `${r.name} ${r.pollTimes().length}`).join(', ')}; renewals ${runners.map((r) => `${r.name} ${r.tc.callsTo('reregisterWorker').length}`).join(', ')}`);
+      console.error(
+        `soak: ${elapsed}/${seconds} s; polls ${runners.map((r) => `${r.name} ${r.pollTimes().length}`).join(', ')}; renewals ${runners.map((r) => `${r.name} ${r.tc.callsTo('reregisterWorker').length}`).join(', ')}`,
+      );
     }, 60_000);
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
     const pollers = runners.filter((runner) => runner.metadataFaults().length > 0);
-    const enoughPolls = () => pollers.every((runner) => runner.pollTimes().filter((time) => time >= helloAt).length >= minPolls);
+    const enoughPolls = () =>
+      pollers.every((runner) => runner.pollTimes().filter((time) => time >= helloAt).length >= minPolls);
     await waitFor(`${minPolls} polls from every watcher`, enoughPolls, 120_000).catch(() => undefined);
     const soakedSeconds = Math.round((Date.now() - helloAt) / 1000);
     clearInterval(scheduler);
@@ -398,7 +500,11 @@ export async function benchSoak(): Promise<void> {
       runner.quiesce();
       runner.tc.faults.clear();
     }
-    await Promise.all(runners.map((runner) => waitFor(`${runner.name}: a successful poll after the faults`, () => runner.healthySince(quietAt), 30_000)));
+    await Promise.all(
+      runners.map((runner) =>
+        waitFor(`${runner.name}: a successful poll after the faults`, () => runner.healthySince(quietAt), 30_000),
+      ),
+    );
     const windowEnd = Date.now();
 
     // The final notice, to all at once.
@@ -416,7 +522,13 @@ export async function benchSoak(): Promise<void> {
       const polls = runner.pollTimes().filter((time) => time >= helloAt && time <= windowEnd);
       const renewalTimes = recorded.filter((r) => r.message?.type === 'new-credentials').map((r) => r.time);
       const atHello = firstSampleAfter(samples, helloAt);
-      const failureLines = result.stderr.split('\n').filter((line) => /cannot renew credentials|cannot save the renewed state|credential renewal failed|before its credentials expire/.test(line));
+      const failureLines = result.stderr
+        .split('\n')
+        .filter((line) =>
+          /cannot renew credentials|cannot save the renewed state|credential renewal failed|before its credentials expire/.test(
+            line,
+          ),
+        );
       return {
         name: runner.name,
         polls: polls.length,
@@ -424,7 +536,8 @@ export async function benchSoak(): Promise<void> {
         renewalsIssued: runner.tc.credentials.size - 1,
         renewalsDelivered: renewalTimes.length,
         renewalAttempts: runner.tc.callsTo('reregisterWorker').length,
-        renewalRetries: result.stderr.split('\n').filter((line) => /renewing credentials: .*retrying/.test(line)).length,
+        renewalRetries: result.stderr.split('\n').filter((line) => /renewing credentials: .*retrying/.test(line))
+          .length,
         renewalFailures: failureLines,
         faults: [...faultCounts[i]!.values()].reduce((a, b) => a + b, 0),
         faultsByLabel: faultCounts[i]!,
@@ -440,7 +553,9 @@ export async function benchSoak(): Promise<void> {
     });
     const floorResults: FloorResult[] = floors.map((floor) => {
       const { samples, warnings } = readProbe(floor.probe);
-      const polls = floor.fake.requests.filter((r) => r.path === SPOT_INSTANCE_ACTION && r.time >= floorStart && r.time <= windowEnd).map((r) => r.time);
+      const polls = floor.fake.requests
+        .filter((r) => r.path === SPOT_INSTANCE_ACTION && r.time >= floorStart && r.time <= windowEnd)
+        .map((r) => r.time);
       const atStart = firstSampleAfter(samples, floorStart);
       return {
         name: `floor ${floor.name}`,
@@ -453,11 +568,20 @@ export async function benchSoak(): Promise<void> {
         warnings: warnings.map((w) => `${w.name}: ${w.message}`),
       };
     });
-    report({ seconds: soakedSeconds, seed, warmUpMs, runners: runnerResults, floors: floorResults, shutdownCalls: shutdown.calls(), dir: keep ? dir : undefined });
+    report({
+      seconds: soakedSeconds,
+      seed,
+      warmUpMs,
+      runners: runnerResults,
+      floors: floorResults,
+      shutdownCalls: shutdown.calls(),
+      dir: keep ? dir : undefined,
+    });
   } finally {
     if (keep) runs.forEach((run, i) => writeFileSync(join(dir, `${runners[i]!.name}.stderr`), run.stderr()));
     for (const run of runs) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
-    for (const floor of floors) if (floor.child.exitCode === null && floor.child.signalCode === null) floor.child.kill('SIGKILL');
+    for (const floor of floors)
+      if (floor.child.exitCode === null && floor.child.signalCode === null) floor.child.kill('SIGKILL');
     for (const runner of runners) await runner.stop();
     await floorFakes.fetch.stop();
     await floorFakes.agent.stop();
@@ -469,7 +593,15 @@ const MB = 1024 * 1024;
 const mb = (bytes: number) => (Number.isFinite(bytes) ? (bytes / MB).toFixed(1) : '-');
 const fixed = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : '-');
 
-function report(input: { seconds: number; seed: number; warmUpMs: number; runners: RunnerResult[]; floors: FloorResult[]; shutdownCalls: string[]; dir: string | undefined }): void {
+function report(input: {
+  seconds: number;
+  seed: number;
+  warmUpMs: number;
+  runners: RunnerResult[];
+  floors: FloorResult[];
+  shutdownCalls: string[];
+  dir: string | undefined;
+}): void {
   const { runners, floors } = input;
   const floor = floors.find((f) => f.name === 'floor fetch')!;
   const heapVerdict = (perPoll: number, error: number): string => {
@@ -484,50 +616,176 @@ function report(input: { seconds: number; seed: number; warmUpMs: number; runner
   // is that share; the rest is what the polls retain.
   const statics = runners.find((r) => r.name === 'static');
   const renewalsPerPoll = (r: RunnerResult): number => r.renewalsDelivered / r.polls;
-  const netOfRenewals = (r: RunnerResult): number => r.figures.heapPerPoll - (statics?.perRenewal.heapPerPoll ?? 0) * renewalsPerPoll(r);
-  const netError = (r: RunnerResult): number => Math.hypot(r.figures.heapPerPollError, (statics?.perRenewal.heapPerPollError ?? 0) * renewalsPerPoll(r));
+  const netOfRenewals = (r: RunnerResult): number =>
+    r.figures.heapPerPoll - (statics?.perRenewal.heapPerPoll ?? 0) * renewalsPerPoll(r);
+  const netError = (r: RunnerResult): number =>
+    Math.hypot(r.figures.heapPerPollError, (statics?.perRenewal.heapPerPollError ?? 0) * renewalsPerPoll(r));
   const cloud = (r: RunnerResult, cell: (r: RunnerResult) => string): string => (r.name === 'static' ? 'n/a' : cell(r));
   const columns = [...runners.map((r) => r.name), ...floors.map((f) => f.name)];
   const rows: [string, string[]][] = [
-    ['polls (target >= 10,000)', [...runners.map((r) => (r.name === 'static' ? 'n/a' : `${r.polls} (${fixed(r.pollRate, 1)}/s)`)), ...floors.map((f) => `${f.polls} (${fixed(f.pollRate, 1)}/s)`)]],
-    ['renewals ok/attempts, retries', [...runners.map((r) => `${r.renewalsDelivered}/${r.renewalAttempts}, ${r.renewalRetries}`), ...floors.map(() => '')]],
-    ['every renewal succeeded', [...runners.map((r) => (r.renewalFailures.length === 0 && r.renewalsDelivered >= r.renewalsIssued - 1 && r.renewalsDelivered >= 100 ? 'yes' : r.renewalFailures.length === 0 ? `yes (${r.renewalsDelivered} < 100)` : 'NO')), ...floors.map(() => '')]],
+    [
+      'polls (target >= 10,000)',
+      [
+        ...runners.map((r) => (r.name === 'static' ? 'n/a' : `${r.polls} (${fixed(r.pollRate, 1)}/s)`)),
+        ...floors.map((f) => `${f.polls} (${fixed(f.pollRate, 1)}/s)`),
+      ],
+    ],
+    [
+      'renewals ok/attempts, retries',
+      [
+        ...runners.map((r) => `${r.renewalsDelivered}/${r.renewalAttempts}, ${r.renewalRetries}`),
+        ...floors.map(() => ''),
+      ],
+    ],
+    [
+      'every renewal succeeded',
+      [
+        ...runners.map((r) =>
+          r.renewalFailures.length === 0 && r.renewalsDelivered >= r.renewalsIssued - 1 && r.renewalsDelivered >= 100
+            ? 'yes'
+            : r.renewalFailures.length === 0
+              ? `yes (${r.renewalsDelivered} < 100)`
+              : 'NO',
+        ),
+        ...floors.map(() => ''),
+      ],
+    ],
     ['faults injected', [...runners.map((r) => String(r.faults)), ...floors.map(() => '0')]],
-    ['RSS at hello -> end, MB', [...runners.map((r) => `${mb(r.rssAtHello)} -> ${mb(r.figures.rssEnd)}`), ...floors.map((f) => `${mb(f.rssAtStart)} -> ${mb(f.figures.rssEnd)}`)]],
-    ['RSS slope, MB/10k polls', [...runners.map((r) => (r.name === 'static' ? 'n/a' : fixed((r.figures.rssPerPoll * 10_000) / MB, 2))), ...floors.map((f) => fixed((f.figures.rssPerPoll * 10_000) / MB, 2))]],
-    ['heap after GC, hello -> end, MB', [...runners.map((r) => `${mb(r.heapAtHello)} -> ${mb(r.figures.heapEnd)}`), ...floors.map((f) => `${mb(f.heapAtStart)} -> ${mb(f.figures.heapEnd)}`)]],
-    ['retained heap, B/poll (+-se)', [...runners.map((r) => cloud(r, () => `${fixed(r.figures.heapPerPoll)} +-${fixed(r.figures.heapPerPollError)}`)), ...floors.map((f) => `${fixed(f.figures.heapPerPoll)} +-${fixed(f.figures.heapPerPollError)}`)]],
-    ['  vs floor fetch (target <= 1.2x)', [...runners.map((r) => cloud(r, () => heapVerdict(r.figures.heapPerPoll, r.figures.heapPerPollError))), ...floors.map((f) => (f === floor ? '1x' : heapVerdict(f.figures.heapPerPoll, f.figures.heapPerPollError)))]],
-    ['  net of renewals (static), B/poll', [...runners.map((r) => cloud(r, () => fixed(netOfRenewals(r)))), ...floors.map(() => '')]],
-    ['  net vs floor fetch', [...runners.map((r) => cloud(r, () => heapVerdict(netOfRenewals(r), netError(r)))), ...floors.map(() => '')]],
-    ['retained heap, KB/minute', [...runners.map((r) => fixed(r.perMinute.heapPerPoll / 1024, 1)), ...floors.map((f) => fixed(f.perMinute.heapPerPoll / 1024, 1))]],
-    ['retained heap, B/renewal (static)', [...runners.map((r) => (r.name === 'static' ? `${fixed(r.perRenewal.heapPerPoll)} +-${fixed(r.perRenewal.heapPerPollError)}` : 'n/a')), ...floors.map(() => '')]],
-    ['CPU ms/1000 polls', [...runners.map((r) => cloud(r, () => fixed(r.figures.cpuUsPerPoll))), ...floors.map((f) => fixed(f.figures.cpuUsPerPoll))]],
-    ['  vs floor fetch', [...runners.map((r) => cloud(r, () => `${fixed(r.figures.cpuUsPerPoll / floor.figures.cpuUsPerPoll, 1)}x`)), ...floors.map((f) => `${fixed(f.figures.cpuUsPerPoll / floor.figures.cpuUsPerPoll, 1)}x`)]],
-    ['CPU ms/minute', [...runners.map((r) => fixed(r.perMinute.cpuUsPerPoll / 1000)), ...floors.map((f) => fixed(f.perMinute.cpuUsPerPoll / 1000))]],
-    ['most live listeners on a target', [...runners.map((r) => String(r.figures.listenersLive)), ...floors.map((f) => String(f.figures.listenersLive))]],
-    ['most AbortSignal.any dependants', [...runners.map((r) => String(r.figures.anyDependants ?? '-')), ...floors.map((f) => String(f.figures.anyDependants ?? '-'))]],
-    ['Node warnings (target 0)', [...runners.map((r) => String(r.warnings.length)), ...floors.map((f) => String(f.warnings.length))]],
-    ['notice -> graceful-termination', [...runners.map((r) => (r.noticeMs === undefined ? 'NEVER' : `${r.noticeMs} ms${r.name === 'static' ? ' (SIGTERM)' : ''}`)), ...floors.map(() => '')]],
+    [
+      'RSS at hello -> end, MB',
+      [
+        ...runners.map((r) => `${mb(r.rssAtHello)} -> ${mb(r.figures.rssEnd)}`),
+        ...floors.map((f) => `${mb(f.rssAtStart)} -> ${mb(f.figures.rssEnd)}`),
+      ],
+    ],
+    [
+      'RSS slope, MB/10k polls',
+      [
+        ...runners.map((r) => (r.name === 'static' ? 'n/a' : fixed((r.figures.rssPerPoll * 10_000) / MB, 2))),
+        ...floors.map((f) => fixed((f.figures.rssPerPoll * 10_000) / MB, 2)),
+      ],
+    ],
+    [
+      'heap after GC, hello -> end, MB',
+      [
+        ...runners.map((r) => `${mb(r.heapAtHello)} -> ${mb(r.figures.heapEnd)}`),
+        ...floors.map((f) => `${mb(f.heapAtStart)} -> ${mb(f.figures.heapEnd)}`),
+      ],
+    ],
+    [
+      'retained heap, B/poll (+-se)',
+      [
+        ...runners.map((r) => cloud(r, () => `${fixed(r.figures.heapPerPoll)} +-${fixed(r.figures.heapPerPollError)}`)),
+        ...floors.map((f) => `${fixed(f.figures.heapPerPoll)} +-${fixed(f.figures.heapPerPollError)}`),
+      ],
+    ],
+    [
+      '  vs floor fetch (target <= 1.2x)',
+      [
+        ...runners.map((r) => cloud(r, () => heapVerdict(r.figures.heapPerPoll, r.figures.heapPerPollError))),
+        ...floors.map((f) => (f === floor ? '1x' : heapVerdict(f.figures.heapPerPoll, f.figures.heapPerPollError))),
+      ],
+    ],
+    [
+      '  net of renewals (static), B/poll',
+      [...runners.map((r) => cloud(r, () => fixed(netOfRenewals(r)))), ...floors.map(() => '')],
+    ],
+    [
+      '  net vs floor fetch',
+      [...runners.map((r) => cloud(r, () => heapVerdict(netOfRenewals(r), netError(r)))), ...floors.map(() => '')],
+    ],
+    [
+      'retained heap, KB/minute',
+      [
+        ...runners.map((r) => fixed(r.perMinute.heapPerPoll / 1024, 1)),
+        ...floors.map((f) => fixed(f.perMinute.heapPerPoll / 1024, 1)),
+      ],
+    ],
+    [
+      'retained heap, B/renewal (static)',
+      [
+        ...runners.map((r) =>
+          r.name === 'static' ? `${fixed(r.perRenewal.heapPerPoll)} +-${fixed(r.perRenewal.heapPerPollError)}` : 'n/a',
+        ),
+        ...floors.map(() => ''),
+      ],
+    ],
+    [
+      'CPU ms/1000 polls',
+      [
+        ...runners.map((r) => cloud(r, () => fixed(r.figures.cpuUsPerPoll))),
+        ...floors.map((f) => fixed(f.figures.cpuUsPerPoll)),
+      ],
+    ],
+    [
+      '  vs floor fetch',
+      [
+        ...runners.map((r) => cloud(r, () => `${fixed(r.figures.cpuUsPerPoll / floor.figures.cpuUsPerPoll, 1)}x`)),
+        ...floors.map((f) => `${fixed(f.figures.cpuUsPerPoll / floor.figures.cpuUsPerPoll, 1)}x`),
+      ],
+    ],
+    [
+      'CPU ms/minute',
+      [
+        ...runners.map((r) => fixed(r.perMinute.cpuUsPerPoll / 1000)),
+        ...floors.map((f) => fixed(f.perMinute.cpuUsPerPoll / 1000)),
+      ],
+    ],
+    [
+      'most live listeners on a target',
+      [...runners.map((r) => String(r.figures.listenersLive)), ...floors.map((f) => String(f.figures.listenersLive))],
+    ],
+    [
+      'most AbortSignal.any dependants',
+      [
+        ...runners.map((r) => String(r.figures.anyDependants ?? '-')),
+        ...floors.map((f) => String(f.figures.anyDependants ?? '-')),
+      ],
+    ],
+    [
+      'Node warnings (target 0)',
+      [...runners.map((r) => String(r.warnings.length)), ...floors.map((f) => String(f.warnings.length))],
+    ],
+    [
+      'notice -> graceful-termination',
+      [
+        ...runners.map((r) =>
+          r.noticeMs === undefined ? 'NEVER' : `${r.noticeMs} ms${r.name === 'static' ? ' (SIGTERM)' : ''}`,
+        ),
+        ...floors.map(() => ''),
+      ],
+    ],
     ['exit code', [...runners.map((r) => String(r.exitCode)), ...floors.map(() => '')]],
   ];
   const labelWidth = Math.max(...rows.map(([label]) => label.length));
   const widths = columns.map((name, i) => Math.max(name.length, ...rows.map(([, cells]) => cells[i]!.length)));
-  const line = (label: string, cells: string[]) => `  ${label.padEnd(labelWidth)}  ${cells.map((cell, i) => cell.padStart(widths[i]!)).join('  ')}`;
+  const line = (label: string, cells: string[]) =>
+    `  ${label.padEnd(labelWidth)}  ${cells.map((cell, i) => cell.padStart(widths[i]!)).join('  ')}`;
   console.log(
     `soak: ${input.seconds} s, poll every ${POLL_INTERVAL_SECONDS} s (google: a long-poll answered by a change every ${POLL_INTERVAL_SECONDS} s), credentials for ${CREDENTIAL_LIFETIME_SECONDS} s, seed ${input.seed}, slopes after ${input.warmUpMs / 1000} s of warm-up`,
   );
   console.log(line('', columns));
   for (const [label, cells] of rows) console.log(line(label, cells));
   for (const r of runners) {
-    const faults = [...r.faultsByLabel].sort((a, b) => b[1] - a[1]).map(([label, n]) => `${label} x${n}`).join(', ');
-    console.log(`  ${r.name}: faults ${faults || 'none'}; listeners most on ${r.figures.listenersWorst || '-'}; timers at most ${r.figures.timersMax}`);
+    const faults = [...r.faultsByLabel]
+      .sort((a, b) => b[1] - a[1])
+      .map(([label, n]) => `${label} x${n}`)
+      .join(', ');
+    console.log(
+      `  ${r.name}: faults ${faults || 'none'}; listeners most on ${r.figures.listenersWorst || '-'}; timers at most ${r.figures.timersMax}`,
+    );
     for (const warning of r.warnings.slice(0, 3)) console.log(`    warning: ${warning.slice(0, 200)}`);
     for (const failure of r.renewalFailures.slice(0, 3)) console.log(`    renewal: ${failure.slice(0, 200)}`);
   }
-  console.log('  targets: retained heap per poll <= 1.2x floor (or within 2 standard errors of it), no Node warnings, every renewal succeeded, notice within ~1.5 s (aws/azure)');
-  console.log("  'net of renewals': the slope per poll less the static runner's heap per renewal times renewals per poll (renewals and polls both grow with time, so one slope holds both)");
+  console.log(
+    '  targets: retained heap per poll <= 1.2x floor (or within 2 standard errors of it), no Node warnings, every renewal succeeded, notice within ~1.5 s (aws/azure)',
+  );
+  console.log(
+    "  'net of renewals': the slope per poll less the static runner's heap per renewal times renewals per poll (renewals and polls both grow with time, so one slope holds both)",
+  );
   // start-worker powers the machine off only when removing the worker failed: never expected here
-  console.log(`  shutdown command called: ${input.shutdownCalls.length === 0 ? 'never' : `${input.shutdownCalls.length} time(s)`}`);
+  console.log(
+    `  shutdown command called: ${input.shutdownCalls.length === 0 ? 'never' : `${input.shutdownCalls.length} time(s)`}`,
+  );
   if (input.dir !== undefined) console.log(`  kept: ${input.dir}`);
 }

@@ -10,7 +10,16 @@
  * Node >= 22, <= 2.5x on Node 20; peak RSS <= 1.4x everywhere.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,7 +60,11 @@ interface Form {
 
 async function compare(form: Form, env: NodeJS.ProcessEnv, runs: number): Promise<string[]> {
   const example = join(repoRoot, 'examples', 'standalone-dummy.yaml');
-  const cases: Record<string, string[]> = { floor: [form.runtime, '-e', '0'], version: [...form.command, '--version'], run: [...form.command, example] };
+  const cases: Record<string, string[]> = {
+    floor: [form.runtime, '-e', '0'],
+    version: [...form.command, '--version'],
+    run: [...form.command, example],
+  };
   if (form.emptySea) cases['emptySea'] = [form.emptySea];
   const samples: Record<string, Sample[]> = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
   for (const argv of Object.values(cases)) await measure(argv, env); // warm the file cache
@@ -62,7 +75,11 @@ async function compare(form: Form, env: NodeJS.ProcessEnv, runs: number): Promis
   const rss = (name: string) => median(samples[name]!.map((s) => s.peakRssKiB));
   const line = (name: 'version' | 'run') =>
     `    ${name.padEnd(8)} wall ${wall(name).toFixed(1)} ms = ${(wall(name) / wall('floor')).toFixed(2)}x (target <= ${form.targetWall[name]}x), peak RSS ${(rss(name) / 1024).toFixed(1)} MiB = ${(rss(name) / rss('floor')).toFixed(2)}x (target <= 1.4x)`;
-  const lines = [`    node -e 0 wall ${wall('floor').toFixed(1)} ms, peak RSS ${(rss('floor') / 1024).toFixed(1)} MiB`, line('version'), line('run')];
+  const lines = [
+    `    node -e 0 wall ${wall('floor').toFixed(1)} ms, peak RSS ${(rss('floor') / 1024).toFixed(1)} MiB`,
+    line('version'),
+    line('run'),
+  ];
   if (form.emptySea) {
     lines.push(
       `    an empty single executable: wall ${wall('emptySea').toFixed(1)} ms = ${(wall('emptySea') / wall('floor')).toFixed(2)}x, peak RSS ${(rss('emptySea') / 1024).toFixed(1)} MiB = ${(rss('emptySea') / rss('floor')).toFixed(2)}x; start-worker against it: --version RSS ${(rss('version') / rss('emptySea')).toFixed(2)}x, run RSS ${(rss('run') / rss('emptySea')).toFixed(2)}x`,
@@ -80,13 +97,25 @@ async function emptySingleExecutable(runtime: string): Promise<string> {
   const dir = join(scratch, 'empty-sea');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'main.cjs'), '');
-  writeFileSync(join(dir, 'sea-config.json'), JSON.stringify({ main: join(dir, 'main.cjs'), output: join(dir, 'blob'), disableExperimentalSEAWarning: true, useCodeCache: true }));
+  writeFileSync(
+    join(dir, 'sea-config.json'),
+    JSON.stringify({
+      main: join(dir, 'main.cjs'),
+      output: join(dir, 'blob'),
+      disableExperimentalSEAWarning: true,
+      useCodeCache: true,
+    }),
+  );
   execFileSync(runtime, ['--experimental-sea-config', join(dir, 'sea-config.json')], { stdio: 'ignore' });
   const binary = join(dir, 'empty-sea');
   copyFileSync(runtime, binary);
   chmodSync(binary, 0o755);
-  const { inject } = createRequire(import.meta.url)('postject') as { inject(file: string, resource: string, data: Buffer, options: { sentinelFuse: string }): Promise<void> };
-  await inject(binary, 'NODE_SEA_BLOB', readFileSync(join(dir, 'blob')), { sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2' });
+  const { inject } = createRequire(import.meta.url)('postject') as {
+    inject(file: string, resource: string, data: Buffer, options: { sentinelFuse: string }): Promise<void>;
+  };
+  await inject(binary, 'NODE_SEA_BLOB', readFileSync(join(dir, 'blob')), {
+    sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+  });
   return binary;
 }
 
@@ -110,11 +139,28 @@ export async function benchStartup(runs = 15): Promise<void> {
   const binary = join(repoRoot, 'dist', 'start-worker');
   const forms: Form[] = [];
   const cliTarget = async (runtime: string) => ((await nodeMajor(runtime)) >= 22 ? 2.0 : 2.5);
-  forms.push({ name: `npm CLI on Node ${process.versions.node}`, runtime: process.execPath, command: [process.execPath, bin], targetWall: { version: await cliTarget(process.execPath), run: await cliTarget(process.execPath) } });
+  forms.push({
+    name: `npm CLI on Node ${process.versions.node}`,
+    runtime: process.execPath,
+    command: [process.execPath, bin],
+    targetWall: { version: await cliTarget(process.execPath), run: await cliTarget(process.execPath) },
+  });
   if (existsSync(seaRuntime)) {
     const version = (await nodeMajor(seaRuntime)).toString();
-    forms.push({ name: `npm CLI on Node ${version} (the single executable's runtime)`, runtime: seaRuntime, command: [seaRuntime, bin], targetWall: { version: await cliTarget(seaRuntime), run: await cliTarget(seaRuntime) } });
-    if (existsSync(binary)) forms.push({ name: 'single executable', runtime: seaRuntime, emptySea: await emptySingleExecutable(seaRuntime), command: [binary], targetWall: { version: 1.8, run: 2.5 } });
+    forms.push({
+      name: `npm CLI on Node ${version} (the single executable's runtime)`,
+      runtime: seaRuntime,
+      command: [seaRuntime, bin],
+      targetWall: { version: await cliTarget(seaRuntime), run: await cliTarget(seaRuntime) },
+    });
+    if (existsSync(binary))
+      forms.push({
+        name: 'single executable',
+        runtime: seaRuntime,
+        emptySea: await emptySingleExecutable(seaRuntime),
+        command: [binary],
+        targetWall: { version: 1.8, run: 2.5 },
+      });
   }
   const clean = { ...process.env };
   delete clean['NODE_EXTRA_CA_CERTS'];

@@ -1,11 +1,22 @@
 import { StartWorkerError, errorMessage } from '../src/errors.js';
-import { isJsonObject, type JsonObject } from '../src/json.js';
+import { isJsonObject, presentEntries, type JsonObject } from '../src/json.js';
 import type { Logger } from '../src/logging/logger.js';
-import type { IdentityProof, Provider, ProviderPlugin, TerminationRequester, TerminationRequest } from '../src/plugin.js';
+import type {
+  IdentityProof,
+  Provider,
+  ProviderPlugin,
+  TerminationRequester,
+  TerminationRequest,
+} from '../src/plugin.js';
 import type { JsonSchema } from '../src/schema.js';
 import type { RunState } from '../src/state.js';
 import { HttpRequestError } from '../src/util/http.js';
-import { checkMetadataEndpoint, metadataEndpointSchema, resolveMetadataEndpoint, type EndpointSettings } from './metadata/endpoint.js';
+import {
+  checkMetadataEndpoint,
+  metadataEndpointSchema,
+  resolveMetadataEndpoint,
+  type EndpointSettings,
+} from './metadata/endpoint.js';
 import { MetadataError, MetadataPermanentError, notFoundAsUndefined } from './metadata/errors.js';
 import { describeFailure, MetadataService, type StatusFailure } from './metadata/request.js';
 import { StartupRetries } from './metadata/startup-retry.js';
@@ -43,7 +54,10 @@ const schema: JsonSchema = {
   type: 'object',
   properties: {
     metadataEndpoint: metadataEndpointSchema(ENDPOINT, 'Address of the EC2 instance metadata service'),
-    terminationPollInterval: terminationPollIntervalSchema('checks for a spot interruption notice (and a rebalance recommendation, when watched)', 0.05),
+    terminationPollInterval: terminationPollIntervalSchema(
+      'checks for a spot interruption notice (and a rebalance recommendation, when watched)',
+      0.05,
+    ),
     rebalance: {
       enum: ['ignore', 'graceful'],
       default: 'ignore',
@@ -97,12 +111,15 @@ class AwsProvider implements Provider {
     private readonly log: Logger,
     private readonly startupRetryWindow: number,
   ) {
-    this.watcher = new TerminationWatcher([{ name: 'EC2 spot interruption watch', check: (signal) => this.checkInterruption(signal) }], {
-      intervalMs: config.terminationPollInterval * 1000,
-      // a spot notice is the last word
-      afterStopNow: 'stop',
-      log,
-    });
+    this.watcher = new TerminationWatcher(
+      [{ name: 'EC2 spot interruption watch', check: (signal) => this.checkInterruption(signal) }],
+      {
+        intervalMs: config.terminationPollInterval * 1000,
+        // a spot notice is the last word
+        afterStopNow: 'stop',
+        log,
+      },
+    );
   }
 
   async configureRun(state: RunState): Promise<IdentityProof> {
@@ -134,17 +151,16 @@ class AwsProvider implements Provider {
     state.workerId = document.instanceId;
     state.workerLocation = { cloud: 'aws', region: document.region, availabilityZone: document.availabilityZone };
     // A private instance has no public hostname or address (404): leave them out rather than fail.
-    const providerMetadata: JsonObject = {
+    state.providerMetadata = presentEntries({
       'instance-id': document.instanceId,
-      ...(document.imageId !== undefined ? { image: document.imageId } : {}),
-      ...(document.instanceType !== undefined ? { 'instance-type': document.instanceType } : {}),
+      image: document.imageId,
+      'instance-type': document.instanceType,
       region: document.region,
       'availability-zone': document.availabilityZone,
-      ...(document.privateIp !== undefined ? { 'local-ipv4': document.privateIp } : {}),
-      ...(hostname !== undefined && hostname.trim() !== '' ? { 'public-hostname': hostname.trim() } : {}),
-      ...(ipv4 !== undefined && ipv4.trim() !== '' ? { 'public-ipv4': ipv4.trim() } : {}),
-    };
-    state.providerMetadata = providerMetadata;
+      'local-ipv4': document.privateIp,
+      'public-hostname': hostname?.trim(),
+      'public-ipv4': ipv4?.trim(),
+    });
     return proof;
   }
 
@@ -170,7 +186,8 @@ class AwsProvider implements Provider {
   private imds(): Imdsv2Client {
     if (this.metadata === undefined) {
       this.metadata = new Imdsv2Client(resolveMetadataEndpoint(this.config.metadataEndpoint, ENDPOINT));
-      if (this.metadata.endpoint !== ENDPOINT.default) this.log.info(`using the EC2 metadata service at ${this.metadata.endpoint}`);
+      if (this.metadata.endpoint !== ENDPOINT.default)
+        this.log.info(`using the EC2 metadata service at ${this.metadata.endpoint}`);
     }
     return this.metadata;
   }
@@ -196,7 +213,9 @@ class AwsProvider implements Provider {
     if (recommendation === undefined) return undefined;
     // Acted on once; a spot notice after it means stop now.
     this.rebalanceSeen = true;
-    this.log.warn(`EC2 rebalance recommendation (${PATHS.rebalanceRecommendation}): ${recommendation.trim().slice(0, 200)}; asking the worker to finish its tasks and stop`);
+    this.log.warn(
+      `EC2 rebalance recommendation (${PATHS.rebalanceRecommendation}): ${recommendation.trim().slice(0, 200)}; asking the worker to finish its tasks and stop`,
+    );
     return { finishTasks: true, reason: 'rebalance' };
   }
 
@@ -221,15 +240,22 @@ class AwsProvider implements Provider {
    */
   private async startupNotice(startup: StartupRetries): Promise<string | undefined> {
     try {
-      const [action, terminationTime] = await Promise.all([this.fetch(startup, PATHS.spotInstanceAction), this.fetch(startup, PATHS.spotTerminationTime)]);
+      const [action, terminationTime] = await Promise.all([
+        this.fetch(startup, PATHS.spotInstanceAction),
+        this.fetch(startup, PATHS.spotTerminationTime),
+      ]);
       if (action !== undefined) return `${PATHS.spotInstanceAction}: ${describeNotice(parseSpotNotice(action))}`;
       if (terminationTime !== undefined) {
         const time = parseTimestamp(terminationTime);
         if (time !== undefined) return `${PATHS.spotTerminationTime}: ${time.toISOString()}`;
-        this.log.debug(`${PATHS.spotTerminationTime} is not a timestamp ('${terminationTime.slice(0, 50)}'); not a notice`);
+        this.log.debug(
+          `${PATHS.spotTerminationTime} is not a timestamp ('${terminationTime.slice(0, 50)}'); not a notice`,
+        );
       }
     } catch (err) {
-      this.log.warn(`could not check for a spot interruption notice: ${errorMessage(err)}; starting anyway, the watcher will see one`);
+      this.log.warn(
+        `could not check for a spot interruption notice: ${errorMessage(err)}; starting anyway, the watcher will see one`,
+      );
     }
     return undefined;
   }
@@ -237,13 +263,20 @@ class AwsProvider implements Provider {
   private parseIdentityDocument(text: string): IdentityDocument {
     const where = `the instance identity document (GET ${this.imds().url(PATHS.identityDocument)})`;
     const parsed = parseJsonObject(text, where);
-    const string = (key: string): string | undefined => (typeof parsed[key] === 'string' && parsed[key] !== '' ? (parsed[key] as string) : undefined);
+    const string = (key: string): string | undefined =>
+      typeof parsed[key] === 'string' && parsed[key] !== '' ? (parsed[key] as string) : undefined;
     const instanceId = string('instanceId');
     const region = string('region');
     const availabilityZone = string('availabilityZone');
     if (instanceId === undefined || region === undefined || availabilityZone === undefined) {
-      const missing = [instanceId === undefined && 'instanceId', region === undefined && 'region', availabilityZone === undefined && 'availabilityZone'].filter(Boolean);
-      throw new StartWorkerError(`${where} has no ${missing.join(', ')}; is ${this.imds().endpoint} really the EC2 metadata service?`);
+      const missing = [
+        instanceId === undefined && 'instanceId',
+        region === undefined && 'region',
+        availabilityZone === undefined && 'availabilityZone',
+      ].filter(Boolean);
+      throw new StartWorkerError(
+        `${where} has no ${missing.join(', ')}; is ${this.imds().endpoint} really the EC2 metadata service?`,
+      );
     }
     const optional = (key: string, value: string | undefined) => (value === undefined ? {} : { [key]: value });
     return {
@@ -268,7 +301,8 @@ class AwsProvider implements Provider {
  */
 class Imdsv2Client {
   private readonly service: MetadataService;
-  private token: { value: string; /** Wall-clock time (ms) after which a new token is fetched. */ refreshAt: number } | undefined;
+  private token:
+    { value: string; /** Wall-clock time (ms) after which a new token is fetched. */ refreshAt: number } | undefined;
   /** The token request in flight, shared by concurrent callers. */
   private tokenRequest: Promise<string> | undefined;
 
@@ -283,7 +317,8 @@ class Imdsv2Client {
   /** GET a metadata path: its text, or undefined when the path does not exist (404). */
   async get(path: string, signal?: AbortSignal): Promise<string | undefined> {
     const token = await this.sessionToken(signal);
-    const get = (value: string) => notFoundAsUndefined(this.service.request({ path, headers: { [TOKEN_HEADER]: value }, signal }));
+    const get = (value: string) =>
+      notFoundAsUndefined(this.service.request({ path, headers: { [TOKEN_HEADER]: value }, signal }));
     try {
       return (await get(token))?.body;
     } catch (err) {
@@ -307,7 +342,12 @@ class Imdsv2Client {
     const requestedAt = Date.now();
     let body;
     try {
-      ({ body } = await this.service.request({ method: 'PUT', path: PATHS.token, headers: { 'X-aws-ec2-metadata-token-ttl-seconds': String(TOKEN_TTL_SECONDS) }, signal }));
+      ({ body } = await this.service.request({
+        method: 'PUT',
+        path: PATHS.token,
+        headers: { 'X-aws-ec2-metadata-token-ttl-seconds': String(TOKEN_TTL_SECONDS) },
+        signal,
+      }));
     } catch (err) {
       if (!(err instanceof HttpRequestError)) throw err;
       // A PUT that never gets an answer from inside a container is the
@@ -379,7 +419,9 @@ function describeNotice(notice: SpotNotice): string {
 }
 
 function announcedInterruption(notice: string): StartWorkerError {
-  return new StartWorkerError(`the EC2 metadata service announces a spot interruption (${notice}); not starting a worker on an instance about to go away`);
+  return new StartWorkerError(
+    `the EC2 metadata service announces a spot interruption (${notice}); not starting a worker on an instance about to go away`,
+  );
 }
 
 function settled<T>(result: PromiseSettledResult<T>): T {

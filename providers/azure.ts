@@ -1,7 +1,13 @@
 import { StartWorkerError, errorMessage } from '../src/errors.js';
-import { isJsonObject, type JsonObject, type JsonValue } from '../src/json.js';
+import { isJsonObject, presentEntries, type JsonObject, type JsonValue } from '../src/json.js';
 import type { Logger } from '../src/logging/logger.js';
-import type { IdentityProof, Provider, ProviderPlugin, TerminationRequester, TerminationRequest } from '../src/plugin.js';
+import type {
+  IdentityProof,
+  Provider,
+  ProviderPlugin,
+  TerminationRequester,
+  TerminationRequest,
+} from '../src/plugin.js';
 import type { JsonSchema } from '../src/schema.js';
 import type { RunState } from '../src/state.js';
 import { withRetries } from '../src/util/backoff.js';
@@ -26,7 +32,11 @@ interface AzureConfig {
   acknowledgeEvents: boolean;
 }
 
-const ENDPOINT: EndpointSettings = { default: 'http://169.254.169.254', variable: 'AZURE_IMDS_ENDPOINT', describe: describeAzureEndpointProblem };
+const ENDPOINT: EndpointSettings = {
+  default: 'http://169.254.169.254',
+  variable: 'AZURE_IMDS_ENDPOINT',
+  describe: describeAzureEndpointProblem,
+};
 
 /** The api-versions Taskcluster's worker-runner uses; Scheduled Events needs its own. */
 const INSTANCE_API_VERSION = '2025-04-07';
@@ -44,19 +54,28 @@ const FIRST_EVENTS_CALL_TIMEOUT_MS = 180_000;
 const ACKNOWLEDGE_ATTEMPTS = 3;
 
 /** The VM tags worker-manager sets, and what they become. */
-const TAGS = { rootUrl: 'root-url', providerId: 'provider-id', workerPoolId: 'worker-pool-id', workerGroup: 'worker-group' } as const;
+const TAGS = {
+  rootUrl: 'root-url',
+  providerId: 'provider-id',
+  workerPoolId: 'worker-pool-id',
+  workerGroup: 'worker-group',
+} as const;
 
 const NOT_IMDS_HINT = '; is the metadata endpoint an Azure Instance Metadata Service?';
 
 const schema: JsonSchema = {
   type: 'object',
   properties: {
-    metadataEndpoint: metadataEndpointSchema(ENDPOINT, 'Base URL of the instance metadata service, without `/metadata`'),
+    metadataEndpoint: metadataEndpointSchema(
+      ENDPOINT,
+      'Base URL of the instance metadata service, without `/metadata`',
+    ),
     terminationPollInterval: terminationPollIntervalSchema('polls of Scheduled Events'),
     acknowledgeEvents: {
       type: 'boolean',
       default: false,
-      description: 'When the worker has exited after a scheduled event, acknowledge the event so Azure proceeds at once instead of waiting out the notice.',
+      description:
+        'When the worker has exited after a scheduled event, acknowledge the event so Azure proceeds at once instead of waiting out the notice.',
     },
   },
 };
@@ -111,12 +130,15 @@ class AzureProvider implements Provider {
     private readonly log: Logger,
     private readonly startupRetryWindow: number,
   ) {
-    this.watcher = new TerminationWatcher([{ name: 'watching Azure scheduled events', check: (signal) => this.checkScheduledEvents(signal) }], {
-      intervalMs: config.terminationPollInterval * 1000,
-      // the latest list is what workerFinished acknowledges
-      afterStopNow: 'keep-checking',
-      log,
-    });
+    this.watcher = new TerminationWatcher(
+      [{ name: 'watching Azure scheduled events', check: (signal) => this.checkScheduledEvents(signal) }],
+      {
+        intervalMs: config.terminationPollInterval * 1000,
+        // the latest list is what workerFinished acknowledges
+        afterStopNow: 'keep-checking',
+        log,
+      },
+    );
   }
 
   async configureRun(state: RunState): Promise<IdentityProof> {
@@ -133,7 +155,12 @@ class AzureProvider implements Provider {
       }
       return value;
     };
-    const userData = { rootUrl: tag(TAGS.rootUrl), providerId: tag(TAGS.providerId), workerPoolId: tag(TAGS.workerPoolId), workerGroup: tag(TAGS.workerGroup) };
+    const userData = {
+      rootUrl: tag(TAGS.rootUrl),
+      providerId: tag(TAGS.providerId),
+      workerPoolId: tag(TAGS.workerPoolId),
+      workerGroup: tag(TAGS.workerGroup),
+    };
     // No Scheduled Events call here: the first one may take minutes.
     const document = await startup.run(() => metadata.attestedDocumentSignature(), 'attested document');
 
@@ -141,13 +168,13 @@ class AzureProvider implements Provider {
     applyUserData(state, userData);
     state.workerId = instance.name;
     state.workerLocation = { cloud: 'azure', region: instance.location };
-    state.providerMetadata = {
+    state.providerMetadata = presentEntries({
       'vm-id': instance.vmId,
       'instance-type': instance.vmSize,
       region: instance.location,
-      ...(instance.privateIpAddress !== undefined ? { 'local-ipv4': instance.privateIpAddress } : {}),
-      ...(instance.publicIpAddress !== undefined ? { 'public-ipv4': instance.publicIpAddress } : {}),
-    };
+      'local-ipv4': instance.privateIpAddress,
+      'public-ipv4': instance.publicIpAddress,
+    });
     this.vmName = instance.name;
     return { document };
   }
@@ -168,10 +195,16 @@ class AzureProvider implements Provider {
     if (!this.config.acknowledgeEvents || pending.length === 0) return;
     const ids = pending.map((event) => event.EventId);
     try {
-      await withRetries(() => this.metadata().startEvents(ids), { maxAttempts: ACKNOWLEDGE_ATTEMPTS, initialDelayMs: 500, isTransient: isTransientMetadataError });
+      await withRetries(() => this.metadata().startEvents(ids), {
+        maxAttempts: ACKNOWLEDGE_ATTEMPTS,
+        initialDelayMs: 500,
+        isTransient: isTransientMetadataError,
+      });
       this.log.info(`acknowledged scheduled event(s) ${ids.join(', ')}: Azure may proceed`);
     } catch (err) {
-      this.log.warn(`could not acknowledge scheduled event(s) ${ids.join(', ')}: ${errorMessage(err)}; Azure proceeds when the notice ends`);
+      this.log.warn(
+        `could not acknowledge scheduled event(s) ${ids.join(', ')}: ${errorMessage(err)}; Azure proceeds when the notice ends`,
+      );
     }
   }
 
@@ -204,8 +237,12 @@ class AzureProvider implements Provider {
       if (this.seenEvents.has(event.EventId)) continue;
       this.seenEvents.add(event.EventId);
       const when = event.NotBefore ? `not before ${event.NotBefore}` : 'started';
-      if (event.EventType === 'Freeze') this.log.info(`Azure scheduled a Freeze (${event.EventId}, ${when}); the worker keeps running`);
-      else this.log.warn(`Azure scheduled a ${event.EventType} of this VM (${event.EventId}, ${when}, ${event.EventStatus})`);
+      if (event.EventType === 'Freeze')
+        this.log.info(`Azure scheduled a Freeze (${event.EventId}, ${when}); the worker keeps running`);
+      else
+        this.log.warn(
+          `Azure scheduled a ${event.EventType} of this VM (${event.EventId}, ${when}, ${event.EventStatus})`,
+        );
     }
     this.currentEvents = relevant.filter((event) => event.EventType !== 'Freeze');
     if (this.currentEvents.length === 0) return undefined;
@@ -252,7 +289,11 @@ class AzureMetadataClient {
   /** @param endpoint base URL without `/metadata`, e.g. http://169.254.169.254 */
   constructor(readonly endpoint: string) {
     // 410 too, as the IMDS docs advise
-    this.service = new MetadataService(endpoint, { headers: { Metadata: 'true' }, transientStatuses: [410], describe: describeAzureFailure });
+    this.service = new MetadataService(endpoint, {
+      headers: { Metadata: 'true' },
+      transientStatuses: [410],
+      describe: describeAzureFailure,
+    });
   }
 
   async instance(): Promise<AzureInstance> {
@@ -275,7 +316,9 @@ class AzureMetadataClient {
   }
 
   async scheduledEvents(timeoutMs: number, signal: AbortSignal): Promise<ScheduledEvents> {
-    return parseScheduledEvents(await this.getJson(SCHEDULED_EVENTS_PATH, SCHEDULED_EVENTS_API_VERSION, timeoutMs, signal));
+    return parseScheduledEvents(
+      await this.getJson(SCHEDULED_EVENTS_PATH, SCHEDULED_EVENTS_API_VERSION, timeoutMs, signal),
+    );
   }
 
   /** Tell Azure it may start these events now instead of waiting out their notice. */
@@ -289,7 +332,12 @@ class AzureMetadataClient {
     });
   }
 
-  private async getJson(path: string, apiVersion: string, timeoutMs?: number, signal?: AbortSignal): Promise<JsonValue> {
+  private async getJson(
+    path: string,
+    apiVersion: string,
+    timeoutMs?: number,
+    signal?: AbortSignal,
+  ): Promise<JsonValue> {
     const { body } = await this.service.request({ path, query: { 'api-version': apiVersion }, timeoutMs, signal });
     try {
       return JSON.parse(body) as JsonValue;
@@ -314,7 +362,9 @@ function invalid(path: string, what: string): MetadataPermanentError {
 }
 
 function missing(path: string, field: string): MetadataPermanentError {
-  return new MetadataPermanentError(`${path}: ${field} is missing or empty; this must run on an Azure VM (or point metadataEndpoint at a complete metadata service)`);
+  return new MetadataPermanentError(
+    `${path}: ${field} is missing or empty; this must run on an Azure VM (or point metadataEndpoint at a complete metadata service)`,
+  );
 }
 
 function requiredString(object: JsonObject, key: string, path: string, prefix: string): string {
@@ -332,7 +382,8 @@ function parseInstance(data: JsonValue): AzureInstance {
   if (!Array.isArray(tagsList)) throw missing(path, 'compute.tagsList');
   const tags = new Map<string, string>();
   for (const tag of tagsList) {
-    if (isJsonObject(tag) && typeof tag['name'] === 'string' && typeof tag['value'] === 'string') tags.set(tag['name'], tag['value']);
+    if (isJsonObject(tag) && typeof tag['name'] === 'string' && typeof tag['value'] === 'string')
+      tags.set(tag['name'], tag['value']);
   }
   const instance: AzureInstance = {
     name: requiredString(compute, 'name', path, 'compute.'),
@@ -363,7 +414,9 @@ function parseScheduledEvents(data: JsonValue): ScheduledEvents {
       throw invalid(path, `Events[${index}] has no EventId or EventType`);
     }
     const text = (key: string): string => (typeof event[key] === 'string' ? event[key] : '');
-    const resources = Array.isArray(event['Resources']) ? event['Resources'].filter((r): r is string => typeof r === 'string') : [];
+    const resources = Array.isArray(event['Resources'])
+      ? event['Resources'].filter((r): r is string => typeof r === 'string')
+      : [];
     return {
       EventId: event['EventId'],
       EventType: event['EventType'],

@@ -1,17 +1,27 @@
 import { StartWorkerError } from '../src/errors.js';
-import type { JsonObject } from '../src/json.js';
+import { presentEntries, type JsonObject } from '../src/json.js';
 import type { Logger } from '../src/logging/logger.js';
 import type { Provider, ProviderPlugin, TerminationRequester, TerminationRequest } from '../src/plugin.js';
 import type { JsonSchema } from '../src/schema.js';
 import type { RunState } from '../src/state.js';
 import { settledInOrder } from '../src/util/in-order.js';
 import { HttpRequestError } from '../src/util/http.js';
-import { metadataEndpointSchema, resolveMetadataEndpoint, type EndpointProblem, type EndpointSettings } from './metadata/endpoint.js';
+import {
+  metadataEndpointSchema,
+  resolveMetadataEndpoint,
+  type EndpointProblem,
+  type EndpointSettings,
+} from './metadata/endpoint.js';
 import { MetadataNotFoundError, MetadataPermanentError, notFoundAsUndefined } from './metadata/errors.js';
 import { MetadataService, type StatusFailure } from './metadata/request.js';
 import { StartupRetries } from './metadata/startup-retry.js';
 import { applyUserData, parseUserData } from './metadata/user-data.js';
-import { TerminationWatcher, terminationPollIntervalSchema, WATCH_FIRST_ERROR_DELAY_MS, WATCH_MAX_BACKOFF_MS } from './metadata/watcher.js';
+import {
+  TerminationWatcher,
+  terminationPollIntervalSchema,
+  WATCH_FIRST_ERROR_DELAY_MS,
+  WATCH_MAX_BACKOFF_MS,
+} from './metadata/watcher.js';
 
 interface GoogleConfig {
   metadataEndpoint?: string;
@@ -52,7 +62,12 @@ interface Notice {
 }
 
 const NOTICES: readonly Notice[] = [
-  { path: 'instance/preempted', announced: (value) => value.trim() === 'TRUE', reason: 'preemption', what: 'the VM is being preempted' },
+  {
+    path: 'instance/preempted',
+    announced: (value) => value.trim() === 'TRUE',
+    reason: 'preemption',
+    what: 'the VM is being preempted',
+  },
   {
     path: 'instance/maintenance-event',
     announced: (value) => value.trim() === 'TERMINATE_ON_HOST_MAINTENANCE',
@@ -78,7 +93,10 @@ const schema: JsonSchema = {
   type: 'object',
   properties: {
     metadataEndpoint: {
-      ...metadataEndpointSchema(ENDPOINT, `Address of the metadata server, such as \`http://127.0.0.1:8080\` (\`/computeMetadata/v1\` is added; \`${ENDPOINT.variable}\` is \`host[:port]\`)`),
+      ...metadataEndpointSchema(
+        ENDPOINT,
+        `Address of the metadata server, such as \`http://127.0.0.1:8080\` (\`/computeMetadata/v1\` is added; \`${ENDPOINT.variable}\` is \`host[:port]\`)`,
+      ),
       pattern: '^https?://[^/]',
     },
     terminationPollInterval: terminationPollIntervalSchema(
@@ -137,9 +155,16 @@ class GoogleProvider implements Provider {
     private readonly log: Logger,
     private readonly startupRetryWindow: number,
   ) {
-    const checks = NOTICES.map((notice) => ({ name: `watching Google metadata ${notice.path}`, check: (signal: AbortSignal) => this.checkNotice(notice, signal) }));
+    const checks = NOTICES.map((notice) => ({
+      name: `watching Google metadata ${notice.path}`,
+      check: (signal: AbortSignal) => this.checkNotice(notice, signal),
+    }));
     // one preemption or maintenance notice is the last word
-    this.watcher = new TerminationWatcher(checks, { intervalMs: config.terminationPollInterval * 1000, afterStopNow: 'stop', log });
+    this.watcher = new TerminationWatcher(checks, {
+      intervalMs: config.terminationPollInterval * 1000,
+      afterStopNow: 'stop',
+      log,
+    });
   }
 
   async configureRun(state: RunState): Promise<JsonObject> {
@@ -178,8 +203,7 @@ class GoogleProvider implements Provider {
     // exact text: instance ids exceed 2^53
     state.workerId = workerId;
     state.workerLocation = { cloud: 'google', region, zone };
-    const external = publicIpv4?.value.trim();
-    state.providerMetadata = {
+    state.providerMetadata = presentEntries({
       'instance-id': workerId,
       'project-id': value['project-id'],
       image: value.image,
@@ -187,9 +211,9 @@ class GoogleProvider implements Provider {
       zone,
       region,
       'public-hostname': value['public-hostname'],
-      ...(external ? { 'public-ipv4': external } : {}),
+      'public-ipv4': publicIpv4?.value.trim(),
       'local-ipv4': value['local-ipv4'],
-    };
+    });
 
     return { token: required(IDENTITY_PATH, identity.value) };
   }
@@ -223,11 +247,16 @@ class GoogleProvider implements Provider {
   }
 
   /** A startup request, retried while it fails transiently; a missing value is an error naming its path. */
-  private async startupRead<T>(startup: StartupRetries, operation: () => Promise<T>, missingHint = MISSING_HINT): Promise<T> {
+  private async startupRead<T>(
+    startup: StartupRetries,
+    operation: () => Promise<T>,
+    missingHint = MISSING_HINT,
+  ): Promise<T> {
     try {
       return await startup.run(operation);
     } catch (err) {
-      if (err instanceof MetadataNotFoundError) throw new StartWorkerError(`${err.message}; it is required: ${missingHint}`, { cause: err });
+      if (err instanceof MetadataNotFoundError)
+        throw new StartWorkerError(`${err.message}; it is required: ${missingHint}`, { cause: err });
       throw err;
     }
   }
@@ -238,11 +267,15 @@ class GoogleProvider implements Provider {
    */
   private async refuseAnnouncedNotice(startup: StartupRetries): Promise<void> {
     const metadata = this.metadata();
-    const answers = await Promise.all(NOTICES.map((notice) => this.startupRead(startup, () => metadata.get(notice.path))));
+    const answers = await Promise.all(
+      NOTICES.map((notice) => this.startupRead(startup, () => metadata.get(notice.path))),
+    );
     NOTICES.forEach((notice, index) => {
       const answer = answers[index]!;
       if (notice.announced(answer.value)) {
-        throw new StartWorkerError(`Google metadata ${notice.path} is ${answer.value.trim()}: ${notice.what}, so the worker is not started`);
+        throw new StartWorkerError(
+          `Google metadata ${notice.path} is ${answer.value.trim()}: ${notice.what}, so the worker is not started`,
+        );
       }
       this.noticeBaselines.set(notice.path, answer);
     });
@@ -253,14 +286,22 @@ class GoogleProvider implements Provider {
     // configureRun or useCachedRun read every notice path first
     const baseline = this.noticeBaselines.get(notice.path)!;
     const started = Date.now();
-    const answer = await this.metadata().waitForChange(notice.path, { lastEtag: baseline.etag, timeoutSec: LONG_POLL_SECONDS, signal });
+    const answer = await this.metadata().waitForChange(notice.path, {
+      lastEtag: baseline.etag,
+      timeoutSec: LONG_POLL_SECONDS,
+      signal,
+    });
     const unchanged = answer.etag === baseline.etag && answer.value === baseline.value;
     if (unchanged && Date.now() - started < MIN_UNCHANGED_HOLD_MS && !notice.announced(answer.value)) {
-      throw new MetadataPermanentError(`Google metadata ${notice.path}: the server answered a wait_for_change request at once without a change`);
+      throw new MetadataPermanentError(
+        `Google metadata ${notice.path}: the server answered a wait_for_change request at once without a change`,
+      );
     }
     this.noticeBaselines.set(notice.path, answer);
     if (notice.announced(answer.value)) {
-      this.log.warn(`Google metadata ${notice.path} is ${answer.value.trim()}: ${notice.what}; asking the worker to stop now`);
+      this.log.warn(
+        `Google metadata ${notice.path} is ${answer.value.trim()}: ${notice.what}; asking the worker to stop now`,
+      );
       return { finishTasks: false, reason: notice.reason };
     }
     if (answer.value !== baseline.value) this.log.info(`Google metadata ${notice.path} is now ${answer.value.trim()}`);
@@ -289,7 +330,10 @@ class GoogleMetadataClient {
 
   /** `base` is the server's address without /computeMetadata/v1. */
   constructor(readonly base: string) {
-    this.service = new MetadataService(`${base}${ENDPOINT.apiPrefix}/`, { headers: { 'Metadata-Flavor': 'Google' }, describe: describeGoogleFailure });
+    this.service = new MetadataService(`${base}${ENDPOINT.apiPrefix}/`, {
+      headers: { 'Metadata-Flavor': 'Google' },
+      describe: describeGoogleFailure,
+    });
   }
 
   /** A value such as `instance/id`; a 404 is a MetadataNotFoundError naming the path. */
@@ -307,13 +351,21 @@ class GoogleMetadataClient {
    * `lastEtag` (at once if it already does), or after `timeoutSec` with the
    * unchanged value.
    */
-  waitForChange(path: string, options: { lastEtag: string | undefined; timeoutSec: number; signal?: AbortSignal }): Promise<MetadataAnswer> {
+  waitForChange(
+    path: string,
+    options: { lastEtag: string | undefined; timeoutSec: number; signal?: AbortSignal },
+  ): Promise<MetadataAnswer> {
     const query: Record<string, string> = { wait_for_change: 'true', timeout_sec: String(options.timeoutSec) };
     if (options.lastEtag !== undefined) query['last_etag'] = options.lastEtag;
     return this.request(path, query, options.timeoutSec * 1000 + LONG_POLL_GRACE_MS, options.signal);
   }
 
-  private async request(path: string, query: Record<string, string>, timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<MetadataAnswer> {
+  private async request(
+    path: string,
+    query: Record<string, string>,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<MetadataAnswer> {
     let response;
     try {
       response = await this.service.request({ path, query, timeoutMs, signal });
@@ -339,8 +391,16 @@ function describeGoogleFailure({ path, url, status, summary, transient }: Status
 }
 
 function describeGoogleEndpointProblem({ kind, value, from }: EndpointProblem): string {
-  const [source, expected] = from === 'config' ? ['provider.metadataEndpoint', 'a URL such as http://169.254.169.254'] : [ENDPOINT.variable, 'host[:port], such as 169.254.169.254:80'];
-  const problem = kind === 'not-a-url' ? 'is not a valid metadata server address' : kind === 'not-http' ? 'must be an http:// address' : 'must not have a query or fragment';
+  const [source, expected] =
+    from === 'config'
+      ? ['provider.metadataEndpoint', 'a URL such as http://169.254.169.254']
+      : [ENDPOINT.variable, 'host[:port], such as 169.254.169.254:80'];
+  const problem =
+    kind === 'not-a-url'
+      ? 'is not a valid metadata server address'
+      : kind === 'not-http'
+        ? 'must be an http:// address'
+        : 'must not have a query or fragment';
   return `${source} '${value}' ${problem}; expected ${expected}`;
 }
 
@@ -357,7 +417,8 @@ function lastSegment(path: string): string {
 /** `us-central1-a` → `us-central1`. */
 function regionOf(zone: string): string {
   const dash = zone.lastIndexOf('-');
-  if (dash <= 0) throw new StartWorkerError(`Google metadata instance/zone: '${zone}' is not a zone name such as us-central1-a`);
+  if (dash <= 0)
+    throw new StartWorkerError(`Google metadata instance/zone: '${zone}' is not a zone name such as us-central1-a`);
   return zone.slice(0, dash);
 }
 

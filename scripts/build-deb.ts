@@ -17,14 +17,28 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const at = (path: string) => join(root, path);
-const manifest = JSON.parse(readFileSync(at('package.json'), 'utf8')) as { version: string; license: string; description: string };
+const manifest = JSON.parse(readFileSync(at('package.json'), 'utf8')) as {
+  version: string;
+  license: string;
+  description: string;
+};
 
 type DebianArch = 'amd64' | 'arm64';
 const EXECUTABLE: Record<DebianArch, string> = { amd64: 'dist/start-worker', arm64: 'dist/start-worker-linux-arm64' };
@@ -52,7 +66,11 @@ function buildDate(): Date {
   const fromEnv = process.env.SOURCE_DATE_EPOCH;
   if (fromEnv !== undefined && /^\d+$/.test(fromEnv)) return new Date(Number(fromEnv) * 1000);
   try {
-    const seconds = execFileSync('git', ['log', '-1', '--format=%ct'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const seconds = execFileSync('git', ['log', '-1', '--format=%ct'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     if (/^\d+$/.test(seconds)) return new Date(Number(seconds) * 1000);
   } catch {
     // not a git checkout
@@ -64,7 +82,11 @@ function buildDate(): Date {
 function copyrightYears(date: Date): string {
   const last = date.getUTCFullYear();
   try {
-    const first = execFileSync('git', ['log', '--reverse', '--format=%cI'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).slice(0, 4);
+    const first = execFileSync('git', ['log', '--reverse', '--format=%cI'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).slice(0, 4);
     if (/^\d{4}$/.test(first) && Number(first) < last) return `${first}-${last}`;
   } catch {
     // not a git checkout
@@ -72,7 +94,10 @@ function copyrightYears(date: Date): string {
   return String(last);
 }
 
-const maintainer = process.env.DEBFULLNAME && process.env.DEBEMAIL ? `${process.env.DEBFULLNAME} <${process.env.DEBEMAIL}>` : 'start-worker maintainers <start-worker@example.org>';
+const maintainer =
+  process.env.DEBFULLNAME && process.env.DEBEMAIL
+    ? `${process.env.DEBFULLNAME} <${process.env.DEBEMAIL}>`
+    : 'start-worker maintainers <start-worker@example.org>';
 
 const DESCRIPTION = `Description: supervisor that boots and runs a Taskcluster worker
  start-worker is a worker-runner for Taskcluster. Baked into a machine image,
@@ -122,7 +147,9 @@ function systemdUnit(): string {
   const body = example.slice(example.indexOf('[Unit]'));
   const execStart = 'ExecStart=/usr/local/bin/start-worker /etc/start-worker/runner.yaml';
   if (!body.includes(execStart) || !body.includes('\nDescription=')) {
-    throw new Error(`build-deb: examples/start-worker.service has no "${execStart}" line or no Description= any more: update scripts/build-deb.ts`);
+    throw new Error(
+      `build-deb: examples/start-worker.service has no "${execStart}" line or no Description= any more: update scripts/build-deb.ts`,
+    );
   }
   const header = [
     '# systemd unit for start-worker, from the start-worker package. It is',
@@ -242,13 +269,21 @@ function installedSize(dir: string): number {
 
 function buildPackage(arch: DebianArch, out: string, date: Date, compression: string[]): string {
   const executable = at(EXECUTABLE[arch]);
-  if (!existsSync(executable)) throw new Error(`build-deb: ${EXECUTABLE[arch]} is missing: run npm run build:deb (or npm run build:binary -- --arch x64,arm64) first`);
+  if (!existsSync(executable))
+    throw new Error(
+      `build-deb: ${EXECUTABLE[arch]} is missing: run npm run build:deb (or npm run build:binary -- --arch x64,arm64) first`,
+    );
   const notices = at('dist/sea/THIRD-PARTY-NOTICES.txt');
-  if (!existsSync(notices)) throw new Error('build-deb: dist/sea/THIRD-PARTY-NOTICES.txt is missing: run npm run build:binary first');
+  if (!existsSync(notices))
+    throw new Error('build-deb: dist/sea/THIRD-PARTY-NOTICES.txt is missing: run npm run build:binary first');
   const nodePackage = at(`sea/node_modules/${NODE_PACKAGE[arch]}`);
-  const nodeVersion = (JSON.parse(readFileSync(join(nodePackage, 'package.json'), 'utf8')) as { version: string }).version;
+  const nodeVersion = (JSON.parse(readFileSync(join(nodePackage, 'package.json'), 'utf8')) as { version: string })
+    .version;
   // The help without its title line (the man page has its own).
-  const help = execFileSync(process.execPath, [at('bin/start-worker'), '--help'], { encoding: 'utf8' }).replace(/^start-worker [^\n]*:[^\n]*\n\n/, '');
+  const help = execFileSync(process.execPath, [at('bin/start-worker'), '--help'], { encoding: 'utf8' }).replace(
+    /^start-worker [^\n]*:[^\n]*\n\n/,
+    '',
+  );
 
   const stage = join(out, `deb-${arch}`);
   rmSync(stage, { recursive: true, force: true });
@@ -295,7 +330,9 @@ function buildPackage(arch: DebianArch, out: string, date: Date, compression: st
 }
 
 const archs = (option('--arch') ?? 'amd64,arm64').split(',').filter((arch) => arch !== '');
-for (const arch of archs) if (!(arch in EXECUTABLE)) throw new Error(`build-deb: --arch ${JSON.stringify(arch)}: expected amd64, arm64 or amd64,arm64`);
+for (const arch of archs)
+  if (!(arch in EXECUTABLE))
+    throw new Error(`build-deb: --arch ${JSON.stringify(arch)}: expected amd64, arm64 or amd64,arm64`);
 const out = resolve(option('--out') ?? at('dist'));
 mkdirSync(out, { recursive: true });
 const date = buildDate();
@@ -305,5 +342,7 @@ const compression = process.argv.includes('--uncompressed') ? ['-Znone'] : ['-Zx
 for (const arch of archs as DebianArch[]) {
   const started = Date.now();
   const deb = buildPackage(arch, out, date, compression);
-  console.log(`built ${deb} (${(statSync(deb).size / 1e6).toFixed(1)} MB, ${((Date.now() - started) / 1000).toFixed(1)}s)`);
+  console.log(
+    `built ${deb} (${(statSync(deb).size / 1e6).toFixed(1)} MB, ${((Date.now() - started) / 1000).toFixed(1)}s)`,
+  );
 }

@@ -37,6 +37,13 @@ const { metafile } = await build({
   define: { START_WORKER_VERSION: JSON.stringify(version) },
   plugins: [hawkWithoutUrlParse],
   // Bundled CommonJS (the validators, some dependencies) calls require().
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+  },
 });
-writeThirdPartyNotices([metafile], fileURLToPath(root), new URL('dist/bundle/THIRD-PARTY-NOTICES.txt', root).pathname, `start-worker ${version} bundles code from these npm packages, under their licenses.`);
+writeThirdPartyNotices(
+  [metafile],
+  fileURLToPath(root),
+  new URL('dist/bundle/THIRD-PARTY-NOTICES.txt', root).pathname,
+  `start-worker ${version} bundles code from these npm packages, under their licenses.`,
+);

@@ -33,13 +33,24 @@ const PROSE = new Set(['description', 'title', '$comment', 'examples', '$id', '$
 /** Keywords whose value is a map of name → schema. */
 const SCHEMA_MAPS = new Set(['properties', 'patternProperties', 'definitions', '$defs', 'dependentSchemas']);
 /** Keywords whose value is a schema (or, for some, a boolean). */
-const SCHEMA_VALUES = new Set(['additionalProperties', 'items', 'additionalItems', 'contains', 'propertyNames', 'not', 'if', 'then', 'else']);
+const SCHEMA_VALUES = new Set([
+  'additionalProperties',
+  'items',
+  'additionalItems',
+  'contains',
+  'propertyNames',
+  'not',
+  'if',
+  'then',
+  'else',
+]);
 /** Keywords whose value is a list of schemas. */
 const SCHEMA_LISTS = new Set(['oneOf', 'anyOf', 'allOf']);
 /** Keywords whose value is a set. */
 const SETS = new Set(['required', 'enum']);
 
-const isObject = (value: unknown): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 const show = (value: unknown): string => JSON.stringify(value);
 
 /** The official `$id` of a fixture's short name. */
@@ -59,7 +70,11 @@ class RefResolver {
     const pointer = decodeURIComponent(url.hash.replace(/^#/, ''));
     for (const token of pointer.split('/').slice(1)) {
       const key = token.replace(/~1/g, '/').replace(/~0/g, '~');
-      const next: Json | undefined = isObject(target) ? target[key] : Array.isArray(target) ? target[Number(key)] : undefined;
+      const next: Json | undefined = isObject(target)
+        ? target[key]
+        : Array.isArray(target)
+          ? target[Number(key)]
+          : undefined;
       if (next === undefined) throw new Error(`$ref ${ref} (from ${base}): ${pointer} is not in ${documentId}`);
       target = next;
     }
@@ -95,18 +110,24 @@ export function compareSchemas(fixture: Json, reference: Json, path = ''): strin
     const theirs = reference[keyword];
     const here = `${path}/${keyword}`;
     if (mine === undefined || theirs === undefined) {
-      differences.push(mine === undefined ? `${here}: missing from the fixture (reference ${show(theirs)})` : `${here}: only in the fixture (${show(mine)})`);
+      differences.push(
+        mine === undefined
+          ? `${here}: missing from the fixture (reference ${show(theirs)})`
+          : `${here}: only in the fixture (${show(mine)})`,
+      );
     } else if (SCHEMA_MAPS.has(keyword) && isObject(mine) && isObject(theirs)) {
       for (const name of [...new Set([...Object.keys(mine), ...Object.keys(theirs)])].sort()) {
         const entry = `${here}/${name}`;
         if (!(name in theirs)) differences.push(`${entry}: only in the fixture`);
-        else if (!(name in mine)) differences.push(`${entry}: missing from the fixture (reference ${show(theirs[name])})`);
+        else if (!(name in mine))
+          differences.push(`${entry}: missing from the fixture (reference ${show(theirs[name])})`);
         else differences.push(...compareSchemas(mine[name]!, theirs[name]!, entry));
       }
     } else if (SCHEMA_VALUES.has(keyword)) {
       differences.push(...compareSchemas(mine, theirs, here));
     } else if (SCHEMA_LISTS.has(keyword) && Array.isArray(mine) && Array.isArray(theirs)) {
-      if (mine.length !== theirs.length) differences.push(`${here}: fixture has ${mine.length} schemas, reference ${theirs.length}`);
+      if (mine.length !== theirs.length)
+        differences.push(`${here}: fixture has ${mine.length} schemas, reference ${theirs.length}`);
       else mine.forEach((item, i) => differences.push(...compareSchemas(item, theirs[i]!, `${here}/${i}`)));
     } else if (SETS.has(keyword) && Array.isArray(mine) && Array.isArray(theirs)) {
       const a = new Set(mine.map(show));
@@ -114,7 +135,9 @@ export function compareSchemas(fixture: Json, reference: Json, path = ''): strin
       const onlyMine = [...a].filter((v) => !b.has(v));
       const onlyTheirs = [...b].filter((v) => !a.has(v));
       if (onlyMine.length > 0 || onlyTheirs.length > 0) {
-        differences.push(`${here}: only in the fixture [${onlyMine.join(', ')}], only in the reference [${onlyTheirs.join(', ')}]`);
+        differences.push(
+          `${here}: only in the fixture [${onlyMine.join(', ')}], only in the reference [${onlyTheirs.join(', ')}]`,
+        );
       }
     } else if (show(mine) !== show(theirs)) {
       differences.push(`${here}: fixture ${show(mine)}, reference ${show(theirs)}`);
@@ -124,7 +147,8 @@ export function compareSchemas(fixture: Json, reference: Json, path = ''): strin
 }
 
 /** Short name of a schema the reference names relative to its service (`v1/secret.json#`). */
-const shortName = (service: string, name: string | undefined): string | undefined => (name === undefined ? undefined : `${service}/${name.replace(/#$/, '')}`);
+const shortName = (service: string, name: string | undefined): string | undefined =>
+  name === undefined ? undefined : `${service}/${name.replace(/#$/, '')}`;
 
 /** Every difference between our fixtures (and the calls that use them) and the reference. */
 export function fixtureDifferences(
@@ -139,12 +163,21 @@ export function fixtureDifferences(
       differences.push(`${call.service}.${call.name}: not in the reference`);
       continue;
     }
-    const expected = { method: entry.method, route: entry.route, input: shortName(call.service, entry.input), output: shortName(call.service, entry.output) };
+    const expected = {
+      method: entry.method,
+      route: entry.route,
+      input: shortName(call.service, entry.input),
+      output: shortName(call.service, entry.output),
+    };
     for (const key of ['method', 'route', 'input', 'output'] as const) {
-      if (call[key] !== expected[key]) differences.push(`${call.service}.${call.name} (the fake's ${route}): ${key} is ${show(call[key])} here, ${show(expected[key])} in the reference`);
+      if (call[key] !== expected[key])
+        differences.push(
+          `${call.service}.${call.name} (the fake's ${route}): ${key} is ${show(call[key])} here, ${show(expected[key])} in the reference`,
+        );
     }
     for (const schema of [call.input, call.output]) {
-      if (schema !== undefined && !(schema in fixtures)) differences.push(`${call.service}.${call.name}: no fixture ${schema}`);
+      if (schema !== undefined && !(schema in fixtures))
+        differences.push(`${call.service}.${call.name}: no fixture ${schema}`);
     }
   }
   const resolver = new RefResolver(reference.schemas);
@@ -170,10 +203,14 @@ export function readReference(file: string): TaskclusterReference {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-  const file = resolve(process.argv[2] ?? resolve(repoRoot, '..', 'shared', 'reference', 'taskcluster-api-subset.json'));
+  const file = resolve(
+    process.argv[2] ?? resolve(repoRoot, '..', 'shared', 'reference', 'taskcluster-api-subset.json'),
+  );
   const differences = fixtureDifferences(readReference(file));
   if (differences.length === 0) {
-    console.log(`${Object.keys(taskclusterSchemas).length} schema fixtures and ${Object.keys(taskclusterCalls).length} calls agree with ${file}`);
+    console.log(
+      `${Object.keys(taskclusterSchemas).length} schema fixtures and ${Object.keys(taskclusterCalls).length} calls agree with ${file}`,
+    );
   } else {
     console.log(`the schema fixtures differ from ${file}:\n${differences.map((d) => `  ${d}`).join('\n')}`);
     process.exitCode = 1;

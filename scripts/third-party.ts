@@ -36,14 +36,23 @@ export function bundledPackages(metafiles: Metafile[], root: string): BundledPac
   const packages = new Map<string, BundledPackage>();
   for (const dir of dirs) {
     const absolute = join(root, dir);
-    const manifest = JSON.parse(readFileSync(join(absolute, 'package.json'), 'utf8')) as { name: string; version: string; license?: string };
+    const manifest = JSON.parse(readFileSync(join(absolute, 'package.json'), 'utf8')) as {
+      name: string;
+      version: string;
+      license?: string;
+    };
     const key = `${manifest.name}@${manifest.version}`;
     if (packages.has(key)) continue;
     const texts = readdirSync(absolute)
       .filter((file) => NOTICE_FILE.test(file))
       .sort()
       .map((file) => readFileSync(join(absolute, file), 'utf8').trim());
-    packages.set(key, { name: manifest.name, version: manifest.version, license: manifest.license ?? 'UNKNOWN', texts });
+    packages.set(key, {
+      name: manifest.name,
+      version: manifest.version,
+      license: manifest.license ?? 'UNKNOWN',
+      texts,
+    });
   }
   return [...packages.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
@@ -54,7 +63,9 @@ export function writeThirdPartyNotices(metafiles: Metafile[], root: string, outf
   const byText = new Map<string, string[]>();
   const lines = [heading, '', 'Packages:', ''];
   for (const pkg of packages) {
-    lines.push(`  ${pkg.name} ${pkg.version} (${pkg.license})${pkg.texts.length === 0 ? ': the package carries no license file' : ''}`);
+    lines.push(
+      `  ${pkg.name} ${pkg.version} (${pkg.license})${pkg.texts.length === 0 ? ': the package carries no license file' : ''}`,
+    );
     for (const text of pkg.texts) byText.set(text, [...(byText.get(text) ?? []), `${pkg.name} ${pkg.version}`]);
   }
   for (const [text, names] of byText) lines.push('', '-'.repeat(78), '', `${names.join(', ')}:`, '', text);

@@ -23,9 +23,26 @@ export const OPTIONS: OptionSpec[] = [
   { name: 'help', short: 'h', type: 'boolean', description: 'Print this help and exit.', fromEnvironment: false },
   { name: 'version', type: 'boolean', description: 'Print "start-worker <version>" and exit.', fromEnvironment: false },
   { name: 'short-version', type: 'boolean', description: 'Print the bare version and exit.', fromEnvironment: false },
-  { name: 'verbose', short: 'v', type: 'boolean', description: 'Log debug messages; print stack traces of errors.', fromEnvironment: true },
-  { name: 'quiet', type: 'boolean', description: "Log only errors of start-worker's own (the worker's output is still forwarded).", fromEnvironment: true },
-  { name: 'log-format', type: 'string', value: 'text|json', description: 'Log as text lines (stdio) or JSON lines (json), whatever the runner config says.', fromEnvironment: true },
+  {
+    name: 'verbose',
+    short: 'v',
+    type: 'boolean',
+    description: 'Log debug messages; print stack traces of errors.',
+    fromEnvironment: true,
+  },
+  {
+    name: 'quiet',
+    type: 'boolean',
+    description: "Log only errors of start-worker's own (the worker's output is still forwarded).",
+    fromEnvironment: true,
+  },
+  {
+    name: 'log-format',
+    type: 'string',
+    value: 'text|json',
+    description: 'Log as text lines (stdio) or JSON lines (json), whatever the runner config says.',
+    fromEnvironment: true,
+  },
   {
     name: 'override',
     type: 'list',
@@ -33,11 +50,40 @@ export const OPTIONS: OptionSpec[] = [
     description: 'Set a dotted path of the runner config before validation (VALUE is a YAML scalar); repeatable.',
     fromEnvironment: true,
   },
-  { name: 'ca-cert', type: 'string', value: 'FILE', description: 'Extra CA certificates (PEM) for Taskcluster and secret-store calls.', fromEnvironment: true },
-  { name: 'cert', type: 'string', value: 'FILE', description: 'Client certificate (PEM) for Taskcluster and secret-store calls (mTLS).', fromEnvironment: true },
-  { name: 'cert-key', type: 'string', value: 'FILE', description: 'Private key (PEM) of --cert.', fromEnvironment: true },
-  { name: 'cert-key-pass', type: 'string', value: 'PASS', description: 'Passphrase of --cert-key.', fromEnvironment: true },
-  { name: 'no-verify-certs', type: 'boolean', description: 'Do not verify TLS certificates of Taskcluster and secret stores (dangerous).', fromEnvironment: true },
+  {
+    name: 'ca-cert',
+    type: 'string',
+    value: 'FILE',
+    description: 'Extra CA certificates (PEM) for Taskcluster and secret-store calls.',
+    fromEnvironment: true,
+  },
+  {
+    name: 'cert',
+    type: 'string',
+    value: 'FILE',
+    description: 'Client certificate (PEM) for Taskcluster and secret-store calls (mTLS).',
+    fromEnvironment: true,
+  },
+  {
+    name: 'cert-key',
+    type: 'string',
+    value: 'FILE',
+    description: 'Private key (PEM) of --cert.',
+    fromEnvironment: true,
+  },
+  {
+    name: 'cert-key-pass',
+    type: 'string',
+    value: 'PASS',
+    description: 'Passphrase of --cert-key.',
+    fromEnvironment: true,
+  },
+  {
+    name: 'no-verify-certs',
+    type: 'boolean',
+    description: 'Do not verify TLS certificates of Taskcluster and secret stores (dangerous).',
+    fromEnvironment: true,
+  },
 ];
 
 export interface CliOptions {
@@ -90,7 +136,11 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv): CliOpti
     options: Object.fromEntries(
       OPTIONS.map((o) => [
         o.name,
-        { type: o.type === 'boolean' ? ('boolean' as const) : ('string' as const), ...(o.short ? { short: o.short } : {}), ...(o.type === 'list' ? { multiple: true } : {}) },
+        {
+          type: o.type === 'boolean' ? ('boolean' as const) : ('string' as const),
+          ...(o.short ? { short: o.short } : {}),
+          ...(o.type === 'list' ? { multiple: true } : {}),
+        },
       ]),
     ),
   });
@@ -101,7 +151,9 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv): CliOpti
     const result = given ?? fromEnvironment(spec, env);
     if (result !== undefined && result !== false) {
       const shown = SECRET_OPTIONS.has(name) ? '(secret)' : JSON.stringify(result);
-      sources.push(`option --${name} ${shown} from ${given !== undefined ? 'the command line' : `the environment variable ${environmentVariable(name)}`}`);
+      sources.push(
+        `option --${name} ${shown} from ${given !== undefined ? 'the command line' : `the environment variable ${environmentVariable(name)}`}`,
+      );
     }
     return result;
   };
@@ -121,7 +173,12 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv): CliOpti
     positionals,
     sources,
   };
-  for (const [key, name] of [['caCert', 'ca-cert'], ['cert', 'cert'], ['certKey', 'cert-key'], ['certKeyPass', 'cert-key-pass']] as const) {
+  for (const [key, name] of [
+    ['caCert', 'ca-cert'],
+    ['cert', 'cert'],
+    ['certKey', 'cert-key'],
+    ['certKeyPass', 'cert-key-pass'],
+  ] as const) {
     const setting = value(name);
     if (typeof setting === 'string') options[key] = setting;
   }

@@ -16,8 +16,14 @@ import { VERSION } from './version.js';
 
 const COMMANDS = [
   ['start-worker [options] <runnerConfig>', 'Run the worker described by the runner config (YAML).'],
-  ['start-worker validate [options] <runnerConfig>', 'Check the runner config without network access; print "ok" or every problem.'],
-  ['start-worker docs [options] [runnerConfig]', 'Print the runner configuration reference, with the plugins the config loads.'],
+  [
+    'start-worker validate [options] <runnerConfig>',
+    'Check the runner config without network access; print "ok" or every problem.',
+  ],
+  [
+    'start-worker docs [options] [runnerConfig]',
+    'Print the runner configuration reference, with the plugins the config loads.',
+  ],
 ];
 
 export function usage(): string {
@@ -90,11 +96,15 @@ function print(text: string): number {
 
 function configPath(positionals: string[], env: NodeJS.ProcessEnv, required: boolean): string | undefined {
   if (positionals.length > 1) {
-    throw new StartWorkerError(`expected one runner config file, got ${positionals.length}: ${positionals.join(' ')} (see start-worker --help)`);
+    throw new StartWorkerError(
+      `expected one runner config file, got ${positionals.length}: ${positionals.join(' ')} (see start-worker --help)`,
+    );
   }
   const path = positionals[0] ?? env[CONFIG_VARIABLE];
   if (path === undefined && required) {
-    throw new StartWorkerError(`missing the runner config file argument (or ${CONFIG_VARIABLE}; see start-worker --help)`);
+    throw new StartWorkerError(
+      `missing the runner config file argument (or ${CONFIG_VARIABLE}; see start-worker --help)`,
+    );
   }
   return path;
 }
@@ -107,7 +117,12 @@ async function tlsSettings(options: CliOptions) {
 /** `start-worker validate`: every problem on its own line, no network, nothing changed on disk. */
 async function validate(path: string, options: CliOptions, log: Logger, registry: PluginRegistry): Promise<number> {
   try {
-    const { warnings } = await loadRunnerConfig(path, { tighten: false, registry, overrides: options.overrides.map(parseOverride), redactor: log.redactor });
+    const { warnings } = await loadRunnerConfig(path, {
+      tighten: false,
+      registry,
+      overrides: options.overrides.map(parseOverride),
+      redactor: log.redactor,
+    });
     for (const warning of warnings) process.stderr.write(`warning: ${log.redactor.redact(warning)}\n`);
     process.stdout.write('ok\n');
     return 0;
@@ -121,14 +136,24 @@ async function validate(path: string, options: CliOptions, log: Logger, registry
 
 /** `start-worker docs`: the reference for the built-ins and, given a config, the plugins it loads. */
 async function docs(path: string | undefined, options: CliOptions, registry: PluginRegistry): Promise<number> {
-  if (path !== undefined) await loadRunnerConfig(path, { tighten: false, registry, overrides: options.overrides.map(parseOverride), redactor: new Redactor() });
+  if (path !== undefined)
+    await loadRunnerConfig(path, {
+      tighten: false,
+      registry,
+      overrides: options.overrides.map(parseOverride),
+      redactor: new Redactor(),
+    });
   return print(`${await renderReference(registry)}\n`);
 }
 
 /** One line for the operator; the stack only when asked for, or when the error is a bug. */
 function reportError(err: unknown, log: Logger, verbose: boolean): void {
   // Plugins can make their own errors user-facing by naming them StartWorkerError.
-  if (err instanceof StartWorkerError || (err instanceof Error && err.name === 'StartWorkerError') || isArgumentError(err)) {
+  if (
+    err instanceof StartWorkerError ||
+    (err instanceof Error && err.name === 'StartWorkerError') ||
+    isArgumentError(err)
+  ) {
     log.error(errorMessage(err));
   } else {
     log.error(`internal error: ${errorMessage(err)}${verbose ? '' : ' (run with --verbose for the stack trace)'}`);

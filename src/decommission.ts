@@ -32,7 +32,9 @@ export class Decommissioner {
    */
   shutdownRequested(): boolean {
     if (!this.options.dynamic) {
-      this.options.log.info('the worker asked for the machine to shut down; this worker is not dynamically provisioned, so the machine stays up');
+      this.options.log.info(
+        'the worker asked for the machine to shut down; this worker is not dynamically provisioned, so the machine stays up',
+      );
       return false;
     }
     this.options.log.info('the worker asked for the machine to shut down');
@@ -53,7 +55,15 @@ export class Decommissioner {
    */
   async startupFailed(err: unknown, reporter: ErrorReporter | undefined): Promise<void> {
     if (reporter) {
-      reporter.report({ kind: 'worker-error', title: 'start-worker could not start the worker', description: errorMessage(err), extra: {} }, 'start-worker');
+      reporter.report(
+        {
+          kind: 'worker-error',
+          title: 'start-worker could not start the worker',
+          description: errorMessage(err),
+          extra: {},
+        },
+        'start-worker',
+      );
       await reporter.flush(30_000);
     }
     await this.finish();
@@ -70,7 +80,13 @@ export class Decommissioner {
     if (state.credentials.clientId !== '') {
       try {
         await withRetries(
-          () => removeWorkerCall({ ...settings, rootUrl: state.rootUrl, credentials: state.credentials }, state.workerPoolId, state.workerGroup, state.workerId),
+          () =>
+            removeWorkerCall(
+              { ...settings, rootUrl: state.rootUrl, credentials: state.credentials },
+              state.workerPoolId,
+              state.workerGroup,
+              state.workerId,
+            ),
           { ...SHARED_SERVICE_BACKOFF, maxAttempts: 5, isTransient },
         );
         log.info(`removed worker ${state.workerGroup}/${state.workerId} from worker-manager`);

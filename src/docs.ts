@@ -24,7 +24,10 @@ function cell(text: string): string {
 }
 
 /** Every key of a schema, nested ones too (`fileLimits.maxZipEntries`, `secrets[].secretId`), in order. */
-export function schemaKeys(schema: JsonSchema, prefix: string): { path: string; property: JsonSchema; required: boolean }[] {
+export function schemaKeys(
+  schema: JsonSchema,
+  prefix: string,
+): { path: string; property: JsonSchema; required: boolean }[] {
   const keys: { path: string; property: JsonSchema; required: boolean }[] = [];
   for (const [key, property] of Object.entries(schema.properties ?? {})) {
     const path = `${prefix}${key}`;
@@ -42,7 +45,9 @@ function keyTable(schema: JsonSchema, prefix: string): string {
     return `| \`${path}\` | ${cell(typeOf(property))} | ${required ? 'yes' : ''} | ${defaultValue} | ${cell(property.description ?? '')} |`;
   });
   if (rows.length === 0) return '_No other keys._\n';
-  return ['| Key | Type | Required | Default | Description |', '| --- | --- | --- | --- | --- |', ...rows, ''].join('\n');
+  return ['| Key | Type | Required | Default | Description |', '| --- | --- | --- | --- | --- |', ...rows, ''].join(
+    '\n',
+  );
 }
 
 /**
@@ -56,11 +61,21 @@ export async function renderReference(registry: PluginRegistry): Promise<string>
     const { section, selector } = PLUGIN_SECTIONS[kind];
     parts.push(`### ${KIND_TITLES[kind]}`, '');
     if (kind === 'worker') {
-      parts.push('Every worker implementation also accepts:', '', keyTable({ properties: COMMON_WORKER_PROPERTIES }, 'worker.'));
+      parts.push(
+        'Every worker implementation also accepts:',
+        '',
+        keyTable({ properties: COMMON_WORKER_PROPERTIES }, 'worker.'),
+      );
     }
     for (const name of registry.names(kind)) {
       const plugin = await registry.get(kind, name);
-      parts.push(`#### \`${section}.${selector}: ${name}\``, '', plugin.usage.trim(), '', keyTable(plugin.schema, `${section}.`));
+      parts.push(
+        `#### \`${section}.${selector}: ${name}\``,
+        '',
+        plugin.usage.trim(),
+        '',
+        keyTable(plugin.schema, `${section}.`),
+      );
     }
   }
   return parts.join('\n');

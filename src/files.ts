@@ -43,7 +43,8 @@ type PlannedFile =
 
 /** "file 'description' (path)", the way errors name a file. */
 function labelOf(file: FileDescriptor, index: number): string {
-  const description = typeof file.description === 'string' && file.description !== '' ? `'${file.description}'` : `#${index + 1}`;
+  const description =
+    typeof file.description === 'string' && file.description !== '' ? `'${file.description}'` : `#${index + 1}`;
   return `file ${description} (${typeof file.path === 'string' ? file.path : 'no path'})`;
 }
 
@@ -62,7 +63,8 @@ function parseMode(mode: unknown, label: string): number {
     throw new StartWorkerError(`${label}: mode must be an octal string such as "0600"`);
   }
   const value = parseInt(mode, 8);
-  if ((value & 0o7000) !== 0) throw new StartWorkerError(`${label}: mode ${mode} has setuid, setgid or sticky bits, which are not allowed`);
+  if ((value & 0o7000) !== 0)
+    throw new StartWorkerError(`${label}: mode ${mode} has setuid, setgid or sticky bits, which are not allowed`);
   return value;
 }
 
@@ -76,14 +78,17 @@ async function planZip(bytes: Buffer, label: string, limits: FileLimits): Promis
     throw new StartWorkerError(`${label}: not a readable zip archive (${errorMessage(err)})`);
   }
   if (entries.length > limits.maxZipEntries) {
-    throw new StartWorkerError(`${label}: the archive has ${entries.length} entries, more than the limit of ${limits.maxZipEntries} (fileLimits.maxZipEntries)`);
+    throw new StartWorkerError(
+      `${label}: the archive has ${entries.length} entries, more than the limit of ${limits.maxZipEntries} (fileLimits.maxZipEntries)`,
+    );
   }
   let totalBytes = 0;
   const plans = entries.map((entry): ZipEntryPlan => {
     const rawName = entry.entryName;
     const name = rawName.replace(/\\/g, '/');
     if (name.includes('\0')) throw new StartWorkerError(`${label}: entry name contains a NUL byte`);
-    if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) throw new StartWorkerError(`${label}: entry '${rawName}' has an absolute name`);
+    if (name.startsWith('/') || /^[A-Za-z]:/.test(name))
+      throw new StartWorkerError(`${label}: entry '${rawName}' has an absolute name`);
     const normalized = posix.normalize(name).replace(/\/+$/, '');
     if (normalized === '..' || normalized.startsWith('../')) {
       throw new StartWorkerError(`${label}: entry '${rawName}' would be written outside the target directory`);
@@ -93,12 +98,16 @@ async function planZip(bytes: Buffer, label: string, limits: FileLimits): Promis
     const unixMode = madeOnUnix ? entry.header.attr >>> 16 : 0;
     const type = unixMode & S_IFMT;
     if (type !== 0 && type !== S_IFREG && type !== S_IFDIR) {
-      throw new StartWorkerError(`${label}: entry '${rawName}' is a ${type === 0o120000 ? 'symbolic link' : 'device or other special file'}, which is not allowed`);
+      throw new StartWorkerError(
+        `${label}: entry '${rawName}' is a ${type === 0o120000 ? 'symbolic link' : 'device or other special file'}, which is not allowed`,
+      );
     }
     const directory = entry.isDirectory || type === S_IFDIR;
     totalBytes += entry.header.size;
     if (totalBytes > limits.maxZipBytes) {
-      throw new StartWorkerError(`${label}: the archive expands to more than ${limits.maxZipBytes} bytes (fileLimits.maxZipBytes)`);
+      throw new StartWorkerError(
+        `${label}: the archive expands to more than ${limits.maxZipBytes} bytes (fileLimits.maxZipBytes)`,
+      );
     }
     const permissions = unixMode & 0o777;
     const mode = permissions === 0 ? (directory ? DIRECTORY_MODE : ZIP_FILE_MODE) : permissions & ~0o022;
@@ -121,8 +130,10 @@ async function plan(files: FileDescriptor[], limits: FileLimits): Promise<Planne
   const plans: PlannedFile[] = [];
   for (const [index, file] of files.entries()) {
     const label = labelOf(file, index);
-    if (typeof file.path !== 'string' || !isAbsolute(file.path)) throw new StartWorkerError(`${label}: path must be an absolute path`);
-    if (file.encoding !== 'base64') throw new StartWorkerError(`${label}: encoding must be "base64", not ${JSON.stringify(file.encoding)}`);
+    if (typeof file.path !== 'string' || !isAbsolute(file.path))
+      throw new StartWorkerError(`${label}: path must be an absolute path`);
+    if (file.encoding !== 'base64')
+      throw new StartWorkerError(`${label}: encoding must be "base64", not ${JSON.stringify(file.encoding)}`);
     const bytes = decodeBase64(file.content, label);
     if (file.format === 'file') {
       plans.push({ format: 'file', label, path: file.path, bytes, mode: parseMode(file.mode, label) });
@@ -140,7 +151,9 @@ async function assertInside(root: string, path: string, label: string): Promise<
   const parent = await realpath(dirname(path));
   const rel = relative(root, parent);
   if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-    throw new StartWorkerError(`${label}: '${relative(root, path)}' would be written outside the target directory (through a symbolic link)`);
+    throw new StartWorkerError(
+      `${label}: '${relative(root, path)}' would be written outside the target directory (through a symbolic link)`,
+    );
   }
 }
 
@@ -156,7 +169,8 @@ async function writeZip(planned: Extract<PlannedFile, { format: 'zip' }>): Promi
     await mkdir(dirname(target), { recursive: true, mode: DIRECTORY_MODE });
     await assertInside(root, target, planned.label);
     const existing = await lstat(target).catch(() => undefined);
-    if (existing?.isSymbolicLink()) throw new StartWorkerError(`${planned.label}: '${entry.name}' exists as a symbolic link; not writing through it`);
+    if (existing?.isSymbolicLink())
+      throw new StartWorkerError(`${planned.label}: '${entry.name}' exists as a symbolic link; not writing through it`);
     await writeFileAtomic(target, entry.entry.getData(), entry.mode);
   }
 }

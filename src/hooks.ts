@@ -32,7 +32,12 @@ export type HooksConfig = Partial<Record<HookStep, HookSpec[]>>;
 
 const DEFAULT_TIMEOUT_SECONDS = 60;
 /** Never handed to a hook, even when start-worker's own environment has them. */
-const WITHHELD_VARIABLES = ['TASKCLUSTER_CLIENT_ID', 'TASKCLUSTER_ACCESS_TOKEN', 'TASKCLUSTER_CERTIFICATE', 'START_WORKER_CERT_KEY_PASS'];
+const WITHHELD_VARIABLES = [
+  'TASKCLUSTER_CLIENT_ID',
+  'TASKCLUSTER_ACCESS_TOKEN',
+  'TASKCLUSTER_CERTIFICATE',
+  'START_WORKER_CERT_KEY_PASS',
+];
 
 const HOOK_DESCRIPTIONS: Record<HookStep, string> = {
   'pre-configure': 'Before the provider finds out who this worker is (no identity in the environment yet).',
@@ -45,7 +50,8 @@ const HOOK_DESCRIPTIONS: Record<HookStep, string> = {
   'post-files': 'After the files are written.',
   'pre-start': 'Before the worker is spawned.',
   'post-start': 'After the worker is spawned; a failure kills it.',
-  'termination-notice': 'When the worker is asked to stop (an interruption, expiring credentials, a signal); with START_WORKER_TERMINATION_REASON and START_WORKER_TERMINATION_DEADLINE. Failures are logged.',
+  'termination-notice':
+    'When the worker is asked to stop (an interruption, expiring credentials, a signal); with START_WORKER_TERMINATION_REASON and START_WORKER_TERMINATION_DEADLINE. Failures are logged.',
   'worker-exit': 'After the worker exited; with START_WORKER_EXIT_CODE. Failures are logged.',
 };
 
@@ -66,7 +72,9 @@ export const hooksSchema: JsonSchema = {
   type: 'object',
   description:
     'Commands to run at each step: `pre-`/`post-` `configure` (the provider), `register`, `secrets`, `files` (the worker implementation configures the run, the state is cached, files are written), `start` (spawning the worker), and `termination-notice` and `worker-exit`. Each entry is an argv list or `{command: [argv], timeout: seconds}` (default 60). A failing `pre-`/`post-` hook stops startup.',
-  properties: Object.fromEntries(HOOK_STEPS.map((step) => [step, { type: 'array', items: hookEntry, description: HOOK_DESCRIPTIONS[step] }])),
+  properties: Object.fromEntries(
+    HOOK_STEPS.map((step) => [step, { type: 'array', items: hookEntry, description: HOOK_DESCRIPTIONS[step] }]),
+  ),
 };
 
 export class Hooks {
@@ -103,13 +111,20 @@ export class Hooks {
     }
   }
 
-  private async runOne(step: HookStep, spec: HookSpec, state: RunState | undefined, extraEnv: Record<string, string>): Promise<void> {
+  private async runOne(
+    step: HookStep,
+    spec: HookSpec,
+    state: RunState | undefined,
+    extraEnv: Record<string, string>,
+  ): Promise<void> {
     const [file, ...args] = Array.isArray(spec) ? spec : spec.command;
     const timeoutSeconds = (Array.isArray(spec) ? undefined : spec.timeout) ?? DEFAULT_TIMEOUT_SECONDS;
     const name = `hook ${step} [${file}]`;
     const env: Record<string, string | undefined> = { ...process.env };
     for (const variable of WITHHELD_VARIABLES) delete env[variable];
-    Object.assign(env, state && state.workerId !== '' ? identityEnvironment(state) : {}, extraEnv, { START_WORKER_STEP: step });
+    Object.assign(env, state && state.workerId !== '' ? identityEnvironment(state) : {}, extraEnv, {
+      START_WORKER_STEP: step,
+    });
 
     const { execa } = await import('execa');
     this.log.debug(`${name}: running ${JSON.stringify([file, ...args])} (timeout ${timeoutSeconds}s)`);
@@ -124,13 +139,22 @@ export class Hooks {
       timeout: timeoutSeconds * 1000,
       encoding: 'buffer',
     });
-    const lines = new LineSplitter(65_536, (line) => this.log.info(`${name}: ${line}`), () => this.log.warn(`${name}: dropped an over-long output line`));
+    const lines = new LineSplitter(
+      65_536,
+      (line) => this.log.info(`${name}: ${line}`),
+      () => this.log.warn(`${name}: dropped an over-long output line`),
+    );
     subprocess.all?.on('data', (chunk: Buffer) => lines.push(chunk));
     const result = await subprocess;
     lines.end();
     if (result.timedOut) throw new StartWorkerError(`${name} did not finish within ${timeoutSeconds}s`);
     if (result.failed) {
-      const why = result.exitCode !== undefined ? `exited with code ${result.exitCode}` : result.signal ? `died of ${result.signal}` : (result.shortMessage ?? 'failed');
+      const why =
+        result.exitCode !== undefined
+          ? `exited with code ${result.exitCode}`
+          : result.signal
+            ? `died of ${result.signal}`
+            : (result.shortMessage ?? 'failed');
       throw new StartWorkerError(`${name} ${why}`);
     }
     this.log.debug(`${name} exited with code 0 after ${Date.now() - started} ms`);

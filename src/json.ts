@@ -16,3 +16,15 @@ export function isJsonObject(value: unknown): value is JsonObject {
 export function defineOwn(target: JsonObject, key: string, value: JsonValue): void {
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
+
+/**
+ * An object of the entries that have a value: `undefined` and `''` are left
+ * out. For metadata where a missing value (a private instance's public
+ * address) means no key at all.
+ */
+export function presentEntries(entries: Record<string, string | undefined>): JsonObject {
+  const result: JsonObject = {};
+  for (const [key, value] of Object.entries(entries))
+    if (value !== undefined && value !== '') defineOwn(result, key, value);
+  return result;
+}

@@ -25,7 +25,8 @@ function checkPlugin(kind: PluginKind, value: unknown, origin: string): PluginBy
   if (typeof plugin !== 'object' || plugin === null) throw new StartWorkerError(`${what} must be an object`);
   if (typeof plugin['name'] !== 'string' || plugin['name'] === '') throw new StartWorkerError(`${what} needs a name`);
   const named = `${what} '${plugin['name']}'`;
-  if (typeof plugin['schema'] !== 'object' || plugin['schema'] === null) throw new StartWorkerError(`${named} needs a JSON schema`);
+  if (typeof plugin['schema'] !== 'object' || plugin['schema'] === null)
+    throw new StartWorkerError(`${named} needs a JSON schema`);
   if (typeof plugin['usage'] !== 'string') throw new StartWorkerError(`${named} needs a usage text`);
   if (typeof plugin['create'] !== 'function') throw new StartWorkerError(`${named} needs a create function`);
   if (kind === 'provider' && typeof plugin['dynamic'] !== 'boolean') {
@@ -45,11 +46,16 @@ export async function loadPlugins(specifiers: string[], configPath: string, regi
     }
     const exported = module.default;
     if (typeof exported !== 'object' || exported === null) {
-      throw new StartWorkerError(`plugin ${specifier}: its default export must be an object with providers, workers and/or logging`);
+      throw new StartWorkerError(
+        `plugin ${specifier}: its default export must be an object with providers, workers and/or logging`,
+      );
     }
     for (const [key, list] of Object.entries(exported)) {
       const kind = EXPORT_KEYS[key];
-      if (kind === undefined) throw new StartWorkerError(`plugin ${specifier}: unknown export key '${key}'; expected providers, workers or logging`);
+      if (kind === undefined)
+        throw new StartWorkerError(
+          `plugin ${specifier}: unknown export key '${key}'; expected providers, workers or logging`,
+        );
       if (!Array.isArray(list)) throw new StartWorkerError(`plugin ${specifier}: ${key} must be a list`);
       for (const plugin of list) registry.add(kind, checkPlugin(kind, plugin, specifier), specifier);
     }

@@ -63,8 +63,10 @@ export interface Provider {
   awsRegion?(state: RunState): string | undefined;
 }
 
-export interface ProviderPlugin<Config extends object = JsonObject>
-  extends PluginDescriptor<Provider, Config & { providerType: string }> {
+export interface ProviderPlugin<Config extends object = JsonObject> extends PluginDescriptor<
+  Provider,
+  Config & { providerType: string }
+> {
   /**
    * True when worker-manager created this machine and owns its lifecycle
    * (the worker is removed when it finishes, or the machine powers off).
@@ -94,7 +96,10 @@ export interface Worker {
   rebootRequested?(exitCode: number): boolean;
 }
 
-export interface WorkerPlugin<Config extends object = JsonObject> extends PluginDescriptor<Worker, Config & { implementation: string }> {
+export interface WorkerPlugin<Config extends object = JsonObject> extends PluginDescriptor<
+  Worker,
+  Config & { implementation: string }
+> {
   /** False when the worker runs inside start-worker, with no process to spawn (dummy). Default true. */
   spawnsProcess?: boolean;
 }

@@ -34,7 +34,11 @@ export class PluginRegistry {
       worker: new Map(builtins.worker.map((plugin) => [plugin.name, plugin])),
       logging: new Map(builtins.logging.map((plugin) => [plugin.name, plugin])),
     };
-    this.builtinNames = new Set((Object.keys(builtins) as PluginKind[]).flatMap((kind) => builtins[kind].map((plugin) => `${kind}:${plugin.name}`)));
+    this.builtinNames = new Set(
+      (Object.keys(builtins) as PluginKind[]).flatMap((kind) =>
+        builtins[kind].map((plugin) => `${kind}:${plugin.name}`),
+      ),
+    );
   }
 
   names(kind: PluginKind): string[] {
@@ -72,7 +76,9 @@ export class PluginRegistry {
   add<K extends PluginKind>(kind: K, plugin: PluginByKind[K], origin: string): void {
     if (this.plugins[kind].has(plugin.name)) {
       const owner = this.isBuiltin(kind, plugin.name) ? 'a built-in' : 'another plugin';
-      throw new StartWorkerError(`plugin ${origin}: ${PLUGIN_SECTIONS[kind].title} '${plugin.name}' is already provided by ${owner}`);
+      throw new StartWorkerError(
+        `plugin ${origin}: ${PLUGIN_SECTIONS[kind].title} '${plugin.name}' is already provided by ${owner}`,
+      );
     }
     this.plugins[kind].set(plugin.name, plugin);
   }
@@ -107,7 +113,8 @@ export const COMMON_WORKER_PROPERTIES: Record<string, JsonSchema> = {
   maxLineBytes: {
     type: 'integer',
     minimum: 1024,
-    description: 'The longest line (in bytes, without the newline) accepted from the worker; longer lines are dropped with a warning.',
+    description:
+      'The longest line (in bytes, without the newline) accepted from the worker; longer lines are dropped with a warning.',
     default: 1048576,
   },
 };

@@ -14,7 +14,16 @@ import { Decommissioner } from './decommission.js';
 import { writeFiles } from './files.js';
 import { Hooks, type HookStep } from './hooks.js';
 import type { Logger } from './logging/logger.js';
-import type { IdentityProof, PluginContext, Provider, ProviderPlugin, Worker, WorkerPlugin, WorkerProcess, WorkerSpawner } from './plugin.js';
+import type {
+  IdentityProof,
+  PluginContext,
+  Provider,
+  ProviderPlugin,
+  Worker,
+  WorkerPlugin,
+  WorkerProcess,
+  WorkerSpawner,
+} from './plugin.js';
 import type { PluginRegistry } from './registry.js';
 import { readSecretSources } from './secret-sources/index.js';
 import { applySecrets } from './secret-value.js';
@@ -88,7 +97,13 @@ const STARTUP_STEPS: readonly StartupStep[] = [
   { name: 'restore', hooks: false, cached: 'only', run: restoreCachedRun },
   { name: 'register', hooks: true, cached: 'skip', applies: (run) => run.identityProof !== undefined, run: register },
   { name: 'identify', hooks: false, cached: 'run', run: identify },
-  { name: 'secrets', hooks: true, cached: 'skip', applies: (run) => run.config.getSecrets || run.config.secrets.length > 0, run: readSecrets },
+  {
+    name: 'secrets',
+    hooks: true,
+    cached: 'skip',
+    applies: (run) => run.config.getSecrets || run.config.secrets.length > 0,
+    run: readSecrets,
+  },
   { name: 'files', hooks: true, cached: 'skip', run: configureWorkerAndWriteFiles },
   { name: 'start', hooks: true, cached: 'run', spawnsWorker: true, run: startWorker },
 ];
@@ -96,7 +111,13 @@ const STARTUP_STEPS: readonly StartupStep[] = [
 /** Run the worker described by the runner config; resolves to the runner's exit code. */
 export async function runWorker(options: RunOptions): Promise<number> {
   const run = await prepareRun(options);
-  const decommissioner = new Decommissioner({ state: run.state, dynamic: run.providerPlugin.dynamic, shutdownCommand: run.config.shutdownCommand, settings: run.settings, log: run.log });
+  const decommissioner = new Decommissioner({
+    state: run.state,
+    dynamic: run.providerPlugin.dynamic,
+    shutdownCommand: run.config.shutdownCommand,
+    settings: run.settings,
+    log: run.log,
+  });
   try {
     await runStartupSteps(run);
   } catch (err) {
@@ -112,7 +133,13 @@ export async function runWorker(options: RunOptions): Promise<number> {
 async function prepareRun(options: RunOptions): Promise<Run> {
   const { log } = options;
   const { registry } = options;
-  const loaded = await loadRunnerConfig(options.configPath, { tighten: true, registry, overrides: options.overrides, logFormat: options.logFormat, redactor: log.redactor });
+  const loaded = await loadRunnerConfig(options.configPath, {
+    tighten: true,
+    registry,
+    overrides: options.overrides,
+    logFormat: options.logFormat,
+    redactor: log.redactor,
+  });
   const { config } = loaded;
   const context: PluginContext = { log, runnerConfig: config };
   const logging = await registry.get('logging', config.logging.implementation);
@@ -120,12 +147,17 @@ async function prepareRun(options: RunOptions): Promise<Run> {
   for (const warning of loaded.warnings) log.warn(warning);
   for (const source of loaded.sources) log.debug(source);
   if (options.tls?.rejectUnauthorized === false) {
-    log.warn('TLS CERTIFICATES ARE NOT VERIFIED (--no-verify-certs): anyone on the network path can impersonate Taskcluster and the secret stores');
+    log.warn(
+      'TLS CERTIFICATES ARE NOT VERIFIED (--no-verify-certs): anyone on the network path can impersonate Taskcluster and the secret stores',
+    );
   }
   const providerPlugin = await registry.get('provider', config.provider.providerType);
   const workerPlugin = await registry.get('worker', config.worker.implementation);
   const signals = new StartupSignals(log);
-  const cached = config.cacheOverRestarts === undefined ? undefined : await readCachedRun(config.cacheOverRestarts, providerPlugin, log);
+  const cached =
+    config.cacheOverRestarts === undefined
+      ? undefined
+      : await readCachedRun(config.cacheOverRestarts, providerPlugin, log);
   return {
     config,
     providerPlugin,
@@ -158,7 +190,10 @@ async function runStartupSteps(run: Run): Promise<void> {
     if (step.applies && !step.applies(run)) continue;
     const stepStarted = Date.now();
     // no identity before the provider step
-    if (step.hooks) await run.signals.unlessInterrupted(run.hooks.run(`pre-${step.name}` as HookStep, run.identified ? run.state : undefined));
+    if (step.hooks)
+      await run.signals.unlessInterrupted(
+        run.hooks.run(`pre-${step.name}` as HookStep, run.identified ? run.state : undefined),
+      );
     await (step.spawnsWorker ? step.run(run) : run.signals.unlessInterrupted(step.run(run)));
     if (step.hooks) await runPostHooks(run, step);
     durations.push([step.name, Date.now() - stepStarted]);
@@ -170,7 +205,8 @@ async function runStartupSteps(run: Run): Promise<void> {
 /** Start loading what later steps need while the provider's metadata requests are in flight. */
 function preloadLaterSteps(run: Run): void {
   const { config, providerPlugin, workerPlugin, settings } = run;
-  if (config.getSecrets || providerPlugin.registers !== false || providerPlugin.dynamic) preloadTaskclusterClient(settings.tls);
+  if (config.getSecrets || providerPlugin.registers !== false || providerPlugin.dynamic)
+    preloadTaskclusterClient(settings.tls);
   if (workerPlugin.spawnsProcess !== false) void import('./supervisor/spawn.js').catch(() => undefined);
 }
 
@@ -184,7 +220,11 @@ async function runPostHooks(run: Run, step: StartupStep): Promise<void> {
 }
 
 /** How long the boot took, for operators tuning images: from the machine's boot and from start-worker's own start to the spawn. */
-function logBootSummary(log: Logger, spawned: { uptimeSeconds: number; sinceProcessStartMs: number }, durations: [string, number][]): void {
+function logBootSummary(
+  log: Logger,
+  spawned: { uptimeSeconds: number; sinceProcessStartMs: number },
+  durations: [string, number][],
+): void {
   const [slowest, slowestMs] = durations.reduce((a, b) => (b[1] > a[1] ? b : a));
   log.info(
     `boot summary: the worker started ${spawned.uptimeSeconds.toFixed(1)}s after the machine booted and ${(spawned.sinceProcessStartMs / 1000).toFixed(2)}s after start-worker started; the slowest step was ${slowest} (${(slowestMs / 1000).toFixed(2)}s)`,
@@ -243,7 +283,9 @@ async function configureWorkerAndWriteFiles(run: Run): Promise<void> {
 async function startWorker(run: Run): Promise<void> {
   const { config, state, log, hooks } = run;
   log.info(`starting worker (${config.worker.implementation})`);
-  const worker = await run.signals.unlessInterrupted(run.workerImplementation.startWorker(state, workerSpawner(config, log)));
+  const worker = await run.signals.unlessInterrupted(
+    run.workerImplementation.startWorker(state, workerSpawner(config, log)),
+  );
   const termination = new TerminationController(worker, log, (request) =>
     hooks.runInBackground('termination-notice', state, {
       START_WORKER_TERMINATION_REASON: request.reason,
@@ -271,7 +313,12 @@ async function startupFailed(run: Run, decommissioner: Decommissioner, err: unkn
 }
 
 /** Supervise the running worker until it exits, then finish the run. */
-async function supervise(run: Run, worker: WorkerProcess, termination: TerminationController, decommissioner: Decommissioner): Promise<number> {
+async function supervise(
+  run: Run,
+  worker: WorkerProcess,
+  termination: TerminationController,
+  decommissioner: Decommissioner,
+): Promise<number> {
   const { provider, workerImplementation, hooks, state, settings, log, config } = run;
   const reporter = new ErrorReporter(state, settings, log);
   worker.protocol.setHandlers({
@@ -280,7 +327,10 @@ async function supervise(run: Run, worker: WorkerProcess, termination: Terminati
       if (!decommissioner.shutdownRequested()) termination.shutdownNotPossible();
     },
   });
-  const onRenewed = config.cacheOverRestarts === undefined ? undefined : (renewed: RunState) => writeStateCache(config.cacheOverRestarts!, renewed);
+  const onRenewed =
+    config.cacheOverRestarts === undefined
+      ? undefined
+      : (renewed: RunState) => writeStateCache(config.cacheOverRestarts!, renewed);
   const renewal = new CredentialRenewal({ state, protocol: worker.protocol, termination, settings, log, onRenewed });
   renewal.start();
   provider.workerStarted(termination);

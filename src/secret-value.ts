@@ -19,7 +19,6 @@ export function applySecrets(state: RunState, reads: SecretRead[], log: Logger):
   }
 }
 
-
 /**
  * A secret's content: `{config, files}` (no other top-level keys), or a
  * legacy flat configuration object.
@@ -27,10 +26,12 @@ export function applySecrets(state: RunState, reads: SecretRead[], log: Logger):
 export function parseSecretValue(value: JsonValue, source: string): { config: JsonObject; files: FileDescriptor[] } {
   if (!isJsonObject(value)) throw new StartWorkerError(`${source}: the secret must be an object`);
   const keys = Object.keys(value);
-  if (keys.length === 0 || !keys.every((key) => key === 'config' || key === 'files')) return { config: value, files: [] };
+  if (keys.length === 0 || !keys.every((key) => key === 'config' || key === 'files'))
+    return { config: value, files: [] };
   const { config = {}, files = [] } = value;
   if (!isJsonObject(config)) throw new StartWorkerError(`${source}: config must be an object`);
-  if (!Array.isArray(files) || !files.every(isJsonObject)) throw new StartWorkerError(`${source}: files must be a list of file descriptions`);
+  if (!Array.isArray(files) || !files.every(isJsonObject))
+    throw new StartWorkerError(`${source}: files must be a list of file descriptions`);
   return { config, files: files as unknown as FileDescriptor[] };
 }
 

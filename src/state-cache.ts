@@ -36,13 +36,22 @@ function parseState(value: JsonValue, path: string): RunState {
   }
   for (const key of REQUIRED_STRINGS) if (typeof value[key] !== 'string') throw corrupt(path, `${key} is missing`);
   const credentials = value['credentials'];
-  if (!isJsonObject(credentials) || typeof credentials['clientId'] !== 'string' || typeof credentials['accessToken'] !== 'string') {
+  if (
+    !isJsonObject(credentials) ||
+    typeof credentials['clientId'] !== 'string' ||
+    typeof credentials['accessToken'] !== 'string'
+  ) {
     throw corrupt(path, 'credentials are missing');
   }
-  if (!isJsonObject(value['workerConfig']) || !isJsonObject(value['providerMetadata']) || !isJsonObject(value['workerLocation'])) {
+  if (
+    !isJsonObject(value['workerConfig']) ||
+    !isJsonObject(value['providerMetadata']) ||
+    !isJsonObject(value['workerLocation'])
+  ) {
     throw corrupt(path, 'workerConfig, providerMetadata or workerLocation is missing');
   }
-  if (!Array.isArray(value['files']) || !Array.isArray(value['secretConfigPaths'])) throw corrupt(path, 'files are missing');
+  if (!Array.isArray(value['files']) || !Array.isArray(value['secretConfigPaths']))
+    throw corrupt(path, 'files are missing');
   if (value['credentialsExpire'] !== undefined && Number.isNaN(Date.parse(String(value['credentialsExpire'])))) {
     throw corrupt(path, 'credentialsExpire is not a time');
   }
@@ -63,9 +72,14 @@ export async function readStateCache(path: string): Promise<RunState | undefined
     throw new StartWorkerError(`cannot read the state cache ${path}: ${errorMessage(err)}`);
   }
   const uid = process.getuid?.();
-  if (!info.isFile()) throw new StartWorkerError(`state cache ${path} is not a regular file (a link, directory or device); refusing to use it`);
+  if (!info.isFile())
+    throw new StartWorkerError(
+      `state cache ${path} is not a regular file (a link, directory or device); refusing to use it`,
+    );
   if (uid !== undefined && info.uid !== uid) {
-    throw new StartWorkerError(`state cache ${path} is owned by uid ${info.uid}, not by this user (uid ${uid}); refusing to use it`);
+    throw new StartWorkerError(
+      `state cache ${path} is owned by uid ${info.uid}, not by this user (uid ${uid}); refusing to use it`,
+    );
   }
   if ((info.mode & 0o077) !== 0) {
     throw new StartWorkerError(
@@ -76,7 +90,8 @@ export async function readStateCache(path: string): Promise<RunState | undefined
   const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const opened = await handle.stat();
-    if (opened.ino !== info.ino || opened.dev !== info.dev) throw new StartWorkerError(`state cache ${path} changed while it was being opened; refusing to use it`);
+    if (opened.ino !== info.ino || opened.dev !== info.dev)
+      throw new StartWorkerError(`state cache ${path} changed while it was being opened; refusing to use it`);
     const text = await handle.readFile('utf8');
     let value: JsonValue;
     try {

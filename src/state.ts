@@ -83,8 +83,10 @@ export function secretKeepingRunState(initial: RunState, redactor: Redactor): Ru
     set(value: Credentials) {
       // the credentials replaced stay valid (and secret) until they expire
       const until = Date.parse(state.credentialsExpire ?? '');
-      if (value.accessToken !== credentials.accessToken) redactor.retire(credentials.accessToken, Number.isNaN(until) ? Infinity : until);
-      if (value.certificate !== credentials.certificate) redactor.retire(credentials.certificate, Number.isNaN(until) ? Infinity : until);
+      if (value.accessToken !== credentials.accessToken)
+        redactor.retire(credentials.accessToken, Number.isNaN(until) ? Infinity : until);
+      if (value.certificate !== credentials.certificate)
+        redactor.retire(credentials.certificate, Number.isNaN(until) ? Infinity : until);
       redactor.add(value.accessToken);
       redactor.add(value.certificate);
       credentials = Object.freeze({ ...value });
@@ -122,14 +124,17 @@ export function addSecretValues(state: RunState, value: JsonValue | undefined, f
 
 function valueAt(value: JsonValue, path: string[]): JsonValue | undefined {
   let current: JsonValue | undefined = value;
-  for (const key of path) current = isJsonObject(current) || Array.isArray(current) ? (current as Record<string, JsonValue>)[key] : undefined;
+  for (const key of path)
+    current = isJsonObject(current) || Array.isArray(current) ? (current as Record<string, JsonValue>)[key] : undefined;
   return current;
 }
 
 /** Check that the provider step produced a usable identity, as Taskcluster does. */
 export function checkProviderResults(state: RunState, providerType: string): void {
   const missing = (what: string) =>
-    new StartWorkerError(`provider '${providerType}' did not set ${what}; check the provider section of the runner config`);
+    new StartWorkerError(
+      `provider '${providerType}' did not set ${what}; check the provider section of the runner config`,
+    );
   if (!state.rootUrl) throw missing('the root URL');
   if (state.rootUrl.endsWith('/')) {
     throw new StartWorkerError(`root URL '${state.rootUrl}' must not end with '/'`);

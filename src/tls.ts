@@ -15,14 +15,17 @@ async function readPem(path: string, option: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new StartWorkerError(`${option} ${path}: cannot read it: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+    throw new StartWorkerError(
+      `${option} ${path}: cannot read it: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`,
+    );
   }
 }
 
 /** Agent options from the TLS flags, or undefined when none is set. */
 export async function tlsAgentOptions(flags: TlsFlags): Promise<AgentOptions | undefined> {
   if (!flags.caCert && !flags.cert && !flags.certKey && !flags.noVerifyCerts) return undefined;
-  if (Boolean(flags.cert) !== Boolean(flags.certKey)) throw new StartWorkerError('--cert and --cert-key go together: give both or neither');
+  if (Boolean(flags.cert) !== Boolean(flags.certKey))
+    throw new StartWorkerError('--cert and --cert-key go together: give both or neither');
   const options: AgentOptions = {};
   // An extra CA is added to the system's, not put in their place.
   if (flags.caCert) {

@@ -9,7 +9,9 @@ import { writeFileAtomic } from './util/atomic-write.js';
 export function splitWorkerPoolId(workerPoolId: string): { provisionerId: string; workerType: string } {
   const slash = workerPoolId.indexOf('/');
   if (slash === -1) {
-    throw new StartWorkerError(`workerPoolId '${workerPoolId}' does not contain a '/'; it must be <provisionerId>/<workerType>`);
+    throw new StartWorkerError(
+      `workerPoolId '${workerPoolId}' does not contain a '/'; it must be <provisionerId>/<workerType>`,
+    );
   }
   return { provisionerId: workerPoolId.slice(0, slash), workerType: workerPoolId.slice(slash + 1) };
 }
@@ -34,7 +36,9 @@ export async function writeWorkerConfigFile(path: string, content: string): Prom
   try {
     await writeFileAtomic(path, content, 0o600);
   } catch (err) {
-    throw new StartWorkerError(`cannot write the worker config file ${path}: ${errorMessage(err)}; check worker.configPath`);
+    throw new StartWorkerError(
+      `cannot write the worker config file ${path}: ${errorMessage(err)}; check worker.configPath`,
+    );
   }
 }
 

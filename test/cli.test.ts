@@ -34,13 +34,21 @@ t.test('the example runs: dummy prints the state without the access token', asyn
 
 t.test('validate: ok, or every problem with its location', async (t) => {
   const dir = tempDir(t);
-  const good = writeConfig(dir, { provider: standaloneProvider(), worker: { implementation: 'dummy' } }, { name: 'good.yaml' });
+  const good = writeConfig(
+    dir,
+    { provider: standaloneProvider(), worker: { implementation: 'dummy' } },
+    { name: 'good.yaml' },
+  );
   const ok = await runCli(['validate', good]);
   t.equal(ok.code, 0);
   t.equal(ok.stdout, 'ok\n');
 
   const { workerPoolID: _unused, ...provider } = standaloneProvider();
-  const bad = writeConfig(dir, { provider, worker: { implementation: 'dummy' }, getSecrets: 'no', extraKey: 1 }, { name: 'bad.yaml', mode: 0o644 });
+  const bad = writeConfig(
+    dir,
+    { provider, worker: { implementation: 'dummy' }, getSecrets: 'no', extraKey: 1 },
+    { name: 'bad.yaml', mode: 0o644 },
+  );
   const result = await runCli(['validate', bad]);
   t.equal(result.code, 1);
   t.equal(result.stdout, '');
@@ -57,8 +65,28 @@ t.test('user mistakes: one line naming the file and the problem, exit 1, no stac
   const cases: [string, string[], RegExp][] = [
     ['missing file', [join(dir, 'nope.yaml')], /nope\.yaml: no such file/],
     ['bad YAML', [writeConfig(dir, 'provider: [\n', { name: 'syntax.yaml' })], /syntax\.yaml:\d+:\d+: invalid YAML/],
-    ['invalid config', [writeConfig(dir, { provider: { providerType: 'standalone' }, worker: { implementation: 'dummy' } }, { name: 'invalid.yaml' })], /invalid\.yaml: provider\.rootURL: required; /],
-    ['unknown provider', [writeConfig(dir, { provider: { providerType: 'nimbus' }, worker: { implementation: 'dummy' } }, { name: 'unknown.yaml' })], /unknown provider type 'nimbus'; known: /],
+    [
+      'invalid config',
+      [
+        writeConfig(
+          dir,
+          { provider: { providerType: 'standalone' }, worker: { implementation: 'dummy' } },
+          { name: 'invalid.yaml' },
+        ),
+      ],
+      /invalid\.yaml: provider\.rootURL: required; /,
+    ],
+    [
+      'unknown provider',
+      [
+        writeConfig(
+          dir,
+          { provider: { providerType: 'nimbus' }, worker: { implementation: 'dummy' } },
+          { name: 'unknown.yaml' },
+        ),
+      ],
+      /unknown provider type 'nimbus'; known: /,
+    ],
     ['no argument', [], /missing the runner config file argument/],
     ['unknown option', ['--frobnicate', 'x.yaml'], /Unknown option '--frobnicate'/],
   ];
@@ -82,7 +110,11 @@ t.test('--verbose adds the stack trace', async (t) => {
 
 t.test('standalone with getSecrets: false needs no service', async (t) => {
   const dir = tempDir(t);
-  const config = writeConfig(dir, { provider: standaloneProvider(), worker: { implementation: 'dummy' }, getSecrets: false });
+  const config = writeConfig(dir, {
+    provider: standaloneProvider(),
+    worker: { implementation: 'dummy' },
+    getSecrets: false,
+  });
   const result = await runCli([config]);
   t.equal(result.code, 0, result.stderr);
   t.notMatch(result.stdout + result.stderr, 'SECRET-access-token');
@@ -96,7 +128,9 @@ t.test('validate makes no network request', async (t) => {
 
   // The guard works: a connection attempt is caught and recorded.
   const { spawnSync } = await import('node:child_process');
-  spawnSync(process.execPath, ['--require', guard, '-e', "try { require('net').connect(80, '127.0.0.1') } catch {}"], { env: { ...process.env, ...env } });
+  spawnSync(process.execPath, ['--require', guard, '-e', "try { require('net').connect(80, '127.0.0.1') } catch {}"], {
+    env: { ...process.env, ...env },
+  });
   t.match(readFileSync(attempts, 'utf8'), /"port":80/, 'the guard records attempts');
   const { rmSync } = await import('node:fs');
   rmSync(attempts);

@@ -26,7 +26,11 @@ t.test('it writes /etc/start-worker/runner.yaml owner-only, and that config vali
   t.equal(entry.permissions, '0600');
   t.equal(entry.owner, 'root:root');
   t.type(entry.content, 'string');
-  t.match(parse(entry.content!), { provider: { providerType: 'aws' } }, 'the aws provider, which reads the rest from worker-manager\'s user data');
+  t.match(
+    parse(entry.content!),
+    { provider: { providerType: 'aws' } },
+    "the aws provider, which reads the rest from worker-manager's user data",
+  );
 
   const dir = tempDir(t);
   const config = writeConfig(dir, entry.content!);

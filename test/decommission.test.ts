@@ -28,7 +28,8 @@ async function registered(t: { teardown(fn: () => void | Promise<void>): void })
   };
   await registerWorker(state, { document: '{}', signature: 'sig' }, 'dummy', settings, log);
   const shutdown = recordingShutdown(tempDir(t));
-  const exit = (dynamic = true) => new Decommissioner({ state, dynamic, shutdownCommand: shutdown.command, settings, log });
+  const exit = (dynamic = true) =>
+    new Decommissioner({ state, dynamic, shutdownCommand: shutdown.command, settings, log });
   const removed = () => fake.workers.get(`${POOL}/us-east-1/i-0123`)!.removed;
   return { fake, state, log, records, shutdown, exit, removed };
 }
@@ -54,7 +55,10 @@ t.test('when removal fails, the shutdown command runs', async (t) => {
   fake.inject('removeWorker', { kind: 'status', status: 403 });
   await exit().workerExited(false);
   t.same(shutdown.calls(), ['shutdown -h now']);
-  t.match(records.map((r) => r.message).join('\n'), /could not remove the worker from worker-manager: worker-manager removeWorker failed \(HTTP 403\)/);
+  t.match(
+    records.map((r) => r.message).join('\n'),
+    /could not remove the worker from worker-manager: worker-manager removeWorker failed \(HTTP 403\)/,
+  );
 });
 
 t.test('removal is retried on transient failures', async (t) => {
@@ -87,9 +91,16 @@ t.test('static and standalone workers are neither removed nor shut down', async 
 
 t.test('a startup failure is reported, then the worker is removed', async (t) => {
   const { fake, state, log, shutdown, exit, removed } = await registered(t);
-  await exit().startupFailed(new Error('cannot write /etc/worker.json: EACCES'), new ErrorReporter(state, settings, log));
+  await exit().startupFailed(
+    new Error('cannot write /etc/worker.json: EACCES'),
+    new ErrorReporter(state, settings, log),
+  );
   t.equal(fake.reportedErrors.length, 1);
-  t.match(fake.reportedErrors[0], { kind: 'worker-error', title: 'start-worker could not start the worker', description: 'cannot write /etc/worker.json: EACCES' });
+  t.match(fake.reportedErrors[0], {
+    kind: 'worker-error',
+    title: 'start-worker could not start the worker',
+    description: 'cannot write /etc/worker.json: EACCES',
+  });
   t.ok(removed());
   t.same(shutdown.calls(), []);
 });

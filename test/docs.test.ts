@@ -26,30 +26,41 @@ t.test('every plugin is documented with its keys', async (t) => {
   }
 });
 
-t.test('the reference is complete: every key of every schema, nested ones too, with its type and a description', async (t) => {
-  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-  const registry = builtinRegistry();
-  const schemas: [string, JsonSchema, string][] = [
-    ['core', coreSchema, ''],
-    ['every worker', { properties: COMMON_WORKER_PROPERTIES }, 'worker.'],
-  ];
-  for (const { kind, plugin } of await registry.all()) schemas.push([`${kind} ${plugin.name}`, plugin.schema, `${PLUGIN_SECTIONS[kind].section}.`]);
-  let keys = 0;
-  for (const [what, schema, prefix] of schemas) {
-    for (const { path, property } of schemaKeys(schema, prefix)) {
-      keys += 1;
-      const row = readme.split('\n').find((line) => line.startsWith(`| \`${path}\` | `));
-      if (!row) {
-        t.fail(`${what}: ${path} is not in the README reference`);
-        continue;
+t.test(
+  'the reference is complete: every key of every schema, nested ones too, with its type and a description',
+  async (t) => {
+    const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+    const registry = builtinRegistry();
+    const schemas: [string, JsonSchema, string][] = [
+      ['core', coreSchema, ''],
+      ['every worker', { properties: COMMON_WORKER_PROPERTIES }, 'worker.'],
+    ];
+    for (const { kind, plugin } of await registry.all())
+      schemas.push([`${kind} ${plugin.name}`, plugin.schema, `${PLUGIN_SECTIONS[kind].section}.`]);
+    let keys = 0;
+    for (const [what, schema, prefix] of schemas) {
+      for (const { path, property } of schemaKeys(schema, prefix)) {
+        keys += 1;
+        const row = readme.split('\n').find((line) => line.startsWith(`| \`${path}\` | `));
+        if (!row) {
+          t.fail(`${what}: ${path} is not in the README reference`);
+          continue;
+        }
+        const [, , type, , , description] = row.split(/(?<!\\)\|/).map((cell) => cell.trim());
+        t.ok(type !== '' && type !== 'any', `${what}: ${path} has a type (${type})`);
+        t.ok((description ?? '') !== '' || property.description !== undefined, `${what}: ${path} has a description`);
       }
-      const [, , type, , , description] = row.split(/(?<!\\)\|/).map((cell) => cell.trim());
-      t.ok(type !== '' && type !== 'any', `${what}: ${path} has a type (${type})`);
-      t.ok((description ?? '') !== '' || property.description !== undefined, `${what}: ${path} has a description`);
     }
-  }
-  t.ok(keys > 70, `${keys} keys checked`);
-  for (const nested of ['secrets[].secretId', 'secrets[].source', 'fileLimits.maxZipBytes', 'hooks.pre-start', 'plugins', 'startupRetryWindow']) {
-    t.match(readme, `| \`${nested}\` |`, nested);
-  }
-});
+    t.ok(keys > 70, `${keys} keys checked`);
+    for (const nested of [
+      'secrets[].secretId',
+      'secrets[].source',
+      'fileLimits.maxZipBytes',
+      'hooks.pre-start',
+      'plugins',
+      'startupRetryWindow',
+    ]) {
+      t.match(readme, `| \`${nested}\` |`, nested);
+    }
+  },
+);

@@ -16,14 +16,18 @@ const KNOWN_PATHS = [
   '/usr/local/lib/faketime/libfaketime.so.1',
 ];
 
-export const FAKETIME_MISSING = 'libfaketime is not installed (Debian/Ubuntu package `faketime`: apt-get install faketime)';
+export const FAKETIME_MISSING =
+  'libfaketime is not installed (Debian/Ubuntu package `faketime`: apt-get install faketime)';
 
 /** The path of libfaketime.so.1, or undefined when it is not installed. */
 export function findLibfaketime(): string | undefined {
   const known = KNOWN_PATHS.find((path) => existsSync(path));
   if (known !== undefined) return known;
   try {
-    const listed = execFileSync('dpkg', ['-L', 'libfaketime'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const listed = execFileSync('dpkg', ['-L', 'libfaketime'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     return listed.split('\n').find((path) => path.endsWith('/libfaketime.so.1') && existsSync(path));
   } catch {
     return undefined; // no dpkg, or the package is not installed

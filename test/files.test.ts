@@ -38,7 +38,8 @@ function zipFile(path: string, build: (zip: AdmZip) => void, description = 'an a
   const bytes = zip.toBuffer();
   for (const [stored, hostile] of hostileNames) {
     // the name appears in the local header and in the central directory
-    for (let at = bytes.indexOf(stored); at !== -1; at = bytes.indexOf(stored, at + 1)) bytes.write(hostile, at, 'latin1');
+    for (let at = bytes.indexOf(stored); at !== -1; at = bytes.indexOf(stored, at + 1))
+      bytes.write(hostile, at, 'latin1');
   }
   return { description, path, content: bytes.toString('base64'), encoding: 'base64', format: 'zip' };
 }
@@ -51,8 +52,21 @@ t.test('plain files: written with their mode (0600 by default), parents created 
   const dir = tempDir(t);
   await writeFiles(
     [
-      { description: 'secret key', path: join(dir, 'etc', 'deep', 'key.pem'), content: b64('KEY'), encoding: 'base64', format: 'file' },
-      { description: 'script', path: join(dir, 'bin', 'run.sh'), content: b64('#!/bin/sh\n'), encoding: 'base64', format: 'file', mode: '0755' },
+      {
+        description: 'secret key',
+        path: join(dir, 'etc', 'deep', 'key.pem'),
+        content: b64('KEY'),
+        encoding: 'base64',
+        format: 'file',
+      },
+      {
+        description: 'script',
+        path: join(dir, 'bin', 'run.sh'),
+        content: b64('#!/bin/sh\n'),
+        encoding: 'base64',
+        format: 'file',
+        mode: '0755',
+      },
     ],
     DEFAULT_FILE_LIMITS,
     log,
@@ -91,10 +105,26 @@ t.test('a normal archive: the tree, contents and modes', async (t) => {
 });
 
 const rejected: [string, (zip: AdmZip) => void, RegExp][] = [
-  ['zip-slip', (zip) => addEntry(zip, '../../etc/x', 'evil', 0o100644), /entry '..\/..\/etc\/x' would be written outside the target directory/],
-  ['a sneaky zip-slip', (zip) => addEntry(zip, 'ok/../../x', 'evil', 0o100644), /would be written outside the target directory/],
-  ['an absolute entry', (zip) => addEntry(zip, '/etc/cron.d/x', 'evil', 0o100644), /entry '\/etc\/cron.d\/x' has an absolute name/],
-  ['a symlink entry', (zip) => addEntry(zip, 'link', '/etc/passwd', 0o120777), /entry 'link' is a symbolic link, which is not allowed/],
+  [
+    'zip-slip',
+    (zip) => addEntry(zip, '../../etc/x', 'evil', 0o100644),
+    /entry '..\/..\/etc\/x' would be written outside the target directory/,
+  ],
+  [
+    'a sneaky zip-slip',
+    (zip) => addEntry(zip, 'ok/../../x', 'evil', 0o100644),
+    /would be written outside the target directory/,
+  ],
+  [
+    'an absolute entry',
+    (zip) => addEntry(zip, '/etc/cron.d/x', 'evil', 0o100644),
+    /entry '\/etc\/cron.d\/x' has an absolute name/,
+  ],
+  [
+    'a symlink entry',
+    (zip) => addEntry(zip, 'link', '/etc/passwd', 0o120777),
+    /entry 'link' is a symbolic link, which is not allowed/,
+  ],
   ['a device entry', (zip) => addEntry(zip, 'dev', '', 0o020644), /entry 'dev' is a device or other special file/],
 ];
 
@@ -118,11 +148,15 @@ t.test('rejected: an archive that expands beyond the limit (a zip bomb), and too
   const dir = tempDir(t);
   const bomb = zipFile(join(dir, 'out'), (zip) => addEntry(zip, 'zeros', Buffer.alloc(8 * 1024 * 1024), 0o100644));
   t.ok(bomb.content.length < 100_000, 'the archive itself is small');
-  await t.rejects(writeFiles([bomb], { ...DEFAULT_FILE_LIMITS, maxZipBytes: 1024 * 1024 }, log), { message: /expands to more than 1048576 bytes \(fileLimits.maxZipBytes\)/ });
+  await t.rejects(writeFiles([bomb], { ...DEFAULT_FILE_LIMITS, maxZipBytes: 1024 * 1024 }, log), {
+    message: /expands to more than 1048576 bytes \(fileLimits.maxZipBytes\)/,
+  });
   const many = zipFile(join(dir, 'out'), (zip) => {
     for (let i = 0; i < 11; i++) addEntry(zip, `f${i}`, 'x', 0o100644);
   });
-  await t.rejects(writeFiles([many], { ...DEFAULT_FILE_LIMITS, maxZipEntries: 10 }, log), { message: /has 11 entries, more than the limit of 10/ });
+  await t.rejects(writeFiles([many], { ...DEFAULT_FILE_LIMITS, maxZipEntries: 10 }, log), {
+    message: /has 11 entries, more than the limit of 10/,
+  });
   t.same(nothingIn(dir), []);
 });
 
@@ -133,7 +167,9 @@ t.test('a bad base64 in the third of three files leaves none of the three', asyn
     zipFile(join(dir, 'b'), (zip) => addEntry(zip, 'two', '2', 0o100644), 'two'),
     { description: 'three', path: join(dir, 'c', 'three'), content: 'not*base64!', encoding: 'base64', format: 'file' },
   ];
-  await t.rejects(writeFiles(files, DEFAULT_FILE_LIMITS, log), { message: `file 'three' (${join(dir, 'c', 'three')}): content is not valid base64` });
+  await t.rejects(writeFiles(files, DEFAULT_FILE_LIMITS, log), {
+    message: `file 'three' (${join(dir, 'c', 'three')}): content is not valid base64`,
+  });
   t.same(nothingIn(dir), []);
 });
 

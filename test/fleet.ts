@@ -124,7 +124,12 @@ export function checkRetryAfter(perRunner: RecordedCall[][], toleranceMs = 5): R
 }
 
 /** A loopback barrier: each runner's hook connects and blocks until `release()` writes to every connection. */
-async function startBarrier(): Promise<{ port: number; waiting: () => number; release: () => void; close: () => Promise<void> }> {
+async function startBarrier(): Promise<{
+  port: number;
+  waiting: () => number;
+  release: () => void;
+  close: () => Promise<void>;
+}> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -161,24 +166,48 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       const config = writeConfig(
         dir,
         {
-          provider: { providerType: 'static', rootURL: fake.rootUrl, providerID: PROVIDER, workerPoolID: POOL, workerGroup: 'fleet', workerID: workerId, staticSecret: staticSecretFor(i) },
-          worker: options.worker === 'command' ? { implementation: 'command', command: [process.execPath, '-e', ''], passCredentials: 'none' } : { implementation: 'dummy' },
+          provider: {
+            providerType: 'static',
+            rootURL: fake.rootUrl,
+            providerID: PROVIDER,
+            workerPoolID: POOL,
+            workerGroup: 'fleet',
+            workerID: workerId,
+            staticSecret: staticSecretFor(i),
+          },
+          worker:
+            options.worker === 'command'
+              ? { implementation: 'command', command: [process.execPath, '-e', ''], passCredentials: 'none' }
+              : { implementation: 'dummy' },
           ...(options.startupRetryWindow !== undefined ? { startupRetryWindow: options.startupRetryWindow } : {}),
           shutdownCommand: shutdown.command,
           hooks: {
-            'pre-register': [{ command: ['/bin/bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${barrier.port} && read -r _ <&3`], timeout: Math.ceil(options.timeoutMs / 1000) }],
+            'pre-register': [
+              {
+                command: ['/bin/bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${barrier.port} && read -r _ <&3`],
+                timeout: Math.ceil(options.timeoutMs / 1000),
+              },
+            ],
           },
         },
         { name: `${workerId}.yaml` },
       );
-      children.push(startCli([config], { timeoutMs: options.timeoutMs, nodeArgs: ['--import', preloadTaskclusterClient] }));
+      children.push(
+        startCli([config], { timeoutMs: options.timeoutMs, nodeArgs: ['--import', preloadTaskclusterClient] }),
+      );
     }
-    const exits = children.map((child) => child.done.then((result): CliResult | Error => result, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+    const exits = children.map((child) =>
+      child.done.then(
+        (result): CliResult | Error => result,
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      ),
+    );
     // All booted and waiting at the barrier, or one gave out before it.
     let finished = 0;
     for (const exit of exits) void exit.then(() => (finished += 1));
     while (barrier.waiting() + finished < runners) {
-      if (Date.now() > deadline) throw new Error(`only ${barrier.waiting()} of ${runners} runners reached the barrier in time`);
+      if (Date.now() > deadline)
+        throw new Error(`only ${barrier.waiting()} of ${runners} runners reached the barrier in time`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     progress?.(`${barrier.waiting()} runners booted and waiting; releasing them`);
@@ -195,7 +224,12 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       const workerId = `runner-${i}`;
       const requests = (byRunner.get(workerId) ?? []).sort((a, b) => a.arrived - b.arrived);
       const success = requests.find((call) => call.status === 200);
-      return { workerId, exit, requests, registeredAfterMs: success?.answered !== undefined ? success.answered - releasedAt : undefined };
+      return {
+        workerId,
+        exit,
+        requests,
+        registeredAfterMs: success?.answered !== undefined ? success.answered - releasedAt : undefined,
+      };
     });
     const registeredTimes = outcomes.flatMap((o) => (o.registeredAfterMs !== undefined ? [o.registeredAfterMs] : []));
     const counts = outcomes.map((o) => o.requests.length);
@@ -209,12 +243,26 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       gaveUp: gaveUp.length,
       outcomes,
       releasedAt,
-      registrationMs: registeredTimes.length > 0 ? { p50: percentile(registeredTimes, 50), p99: percentile(registeredTimes, 99), max: Math.max(...registeredTimes) } : undefined,
-      requests: { total: arrivals.length, perRunnerMean: arrivals.length / runners, perRunnerMax: Math.max(0, ...counts) },
+      registrationMs:
+        registeredTimes.length > 0
+          ? {
+              p50: percentile(registeredTimes, 50),
+              p99: percentile(registeredTimes, 99),
+              max: Math.max(...registeredTimes),
+            }
+          : undefined,
+      requests: {
+        total: arrivals.length,
+        perRunnerMean: arrivals.length / runners,
+        perRunnerMax: Math.max(0, ...counts),
+      },
       peak100ms: {
         overall: peakInWindow(arrivals, 100),
         afterFirstSecond: peakInWindow(arrivals, 100, first + 1000),
-        retries: peakInWindow(outcomes.flatMap((o) => o.requests.slice(1).map((call) => call.arrived)), 100),
+        retries: peakInWindow(
+          outcomes.flatMap((o) => o.requests.slice(1).map((call) => call.arrived)),
+          100,
+        ),
       },
       retryAfter: checkRetryAfter(outcomes.map((o) => o.requests)),
       gaveUpMessages: gaveUp.slice(0, 3).map((o) => {
@@ -224,23 +272,36 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       }),
     };
   } finally {
-    for (const child of children) if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
+    for (const child of children)
+      if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
     await barrier.close();
     await fake.stop();
   }
 }
 
 /** The targets a fleet must meet, each with whether it did. */
-export function fleetTargets(result: FleetResult, admittedPerSecond: number, windowSeconds: number): { name: string; value: string; met: boolean }[] {
+export function fleetTargets(
+  result: FleetResult,
+  admittedPerSecond: number,
+  windowSeconds: number,
+): { name: string; value: string; met: boolean }[] {
   const registration = result.registrationMs;
   return [
-    { name: `all ${result.runners} registered`, value: `${result.registered} registered, ${result.gaveUp} gave up`, met: result.registered === result.runners },
+    {
+      name: `all ${result.runners} registered`,
+      value: `${result.registered} registered, ${result.gaveUp} gave up`,
+      met: result.registered === result.runners,
+    },
     {
       name: `all within startupRetryWindow (${windowSeconds} s)`,
       value: registration ? `slowest after ${(registration.max / 1000).toFixed(1)} s` : 'none registered',
       met: registration !== undefined && registration.max <= windowSeconds * 1000,
     },
-    { name: 'requests per runner <= 3 (mean)', value: `mean ${result.requests.perRunnerMean.toFixed(2)}, max ${result.requests.perRunnerMax}`, met: result.requests.perRunnerMean <= 3 },
+    {
+      name: 'requests per runner <= 3 (mean)',
+      value: `mean ${result.requests.perRunnerMean.toFixed(2)}, max ${result.requests.perRunnerMax}`,
+      met: result.requests.perRunnerMean <= 3,
+    },
     {
       name: `no 100 ms window above 3 x R = ${3 * admittedPerSecond} requests after the first second`,
       value: `peak ${result.peak100ms.afterFirstSecond} (${result.peak100ms.afterFirstSecond * 10}/s; overall peak ${result.peak100ms.overall})`,

@@ -29,7 +29,9 @@ function record(next: () => number): { bytes: Buffer; expected: Event } {
   const kind = next();
   if (kind < 0.08) {
     // garbage: bytes that are not UTF-8; the line is what decoding them gives
-    const raw = Buffer.from(Array.from({ length: 1 + Math.floor(next() * 12) }, () => 0x80 + Math.floor(next() * 0x7f)));
+    const raw = Buffer.from(
+      Array.from({ length: 1 + Math.floor(next() * 12) }, () => 0x80 + Math.floor(next() * 0x7f)),
+    );
     return { bytes: Buffer.concat([raw, Buffer.from('\n')]), expected: { line: raw.toString('utf8') } };
   }
   if (kind < 0.16) {
@@ -37,7 +39,12 @@ function record(next: () => number): { bytes: Buffer; expected: Event } {
     const text = `~${JSON.stringify({ type: 'log', body: { textPayload: 'é✓😀'.slice(0, Math.floor(next() * 4)) } })}`;
     return lineRecord(text, next() < 0.3 ? '\r\n' : '\n');
   }
-  const length = kind < 0.3 ? MAX - 4 + Math.floor(next() * 10) : kind < 0.4 ? MAX * (1 + Math.floor(next() * 4)) : Math.floor(next() * 20);
+  const length =
+    kind < 0.3
+      ? MAX - 4 + Math.floor(next() * 10)
+      : kind < 0.4
+        ? MAX * (1 + Math.floor(next() * 4))
+        : Math.floor(next() * 20);
   let text = '';
   while (Buffer.byteLength(text) < length) text += ALPHABET[Math.floor(next() * ALPHABET.length)];
   return lineRecord(text, next() < 0.2 ? '\r\n' : '\n');
@@ -55,7 +62,7 @@ function lineRecord(text: string, ending: string): { bytes: Buffer; expected: Ev
 function chunkings(wire: Buffer, next: () => number): Buffer[] {
   const chunks: Buffer[] = [];
   const style = next();
-  for (let at = 0; at < wire.length; ) {
+  for (let at = 0; at < wire.length;) {
     const size = style < 0.2 ? 1 : style < 0.6 ? 1 + Math.floor(next() * 7) : 1 + Math.floor(next() * 200);
     chunks.push(wire.subarray(at, at + size));
     at += size;
@@ -65,27 +72,34 @@ function chunkings(wire: Buffer, next: () => number): Buffer[] {
 
 function run(chunks: Buffer[]): Event[] {
   const events: Event[] = [];
-  const splitter = new LineSplitter(MAX, (line) => events.push({ line }), (bytes) => events.push({ overlong: bytes }));
+  const splitter = new LineSplitter(
+    MAX,
+    (line) => events.push({ line }),
+    (bytes) => events.push({ overlong: bytes }),
+  );
   for (const chunk of chunks) splitter.push(chunk);
   splitter.end();
   return events;
 }
 
-t.test('random streams in random chunkings: every line once, in order; over-long lines with their byte length', async (t) => {
-  let failures = 0;
-  for (let seed = 1; seed <= 500 && failures < 3; seed++) {
-    const next = random(seed);
-    const records = Array.from({ length: 1 + Math.floor(next() * 40) }, () => record(next));
-    const wire = Buffer.concat(records.map((r) => r.bytes));
-    const expected = records.map((r) => r.expected);
-    const actual = run(chunkings(wire, next));
-    if (JSON.stringify(actual) !== JSON.stringify(expected)) {
-      failures += 1;
-      t.same(actual, expected, `seed ${seed}`);
+t.test(
+  'random streams in random chunkings: every line once, in order; over-long lines with their byte length',
+  async (t) => {
+    let failures = 0;
+    for (let seed = 1; seed <= 500 && failures < 3; seed++) {
+      const next = random(seed);
+      const records = Array.from({ length: 1 + Math.floor(next() * 40) }, () => record(next));
+      const wire = Buffer.concat(records.map((r) => r.bytes));
+      const expected = records.map((r) => r.expected);
+      const actual = run(chunkings(wire, next));
+      if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+        failures += 1;
+        t.same(actual, expected, `seed ${seed}`);
+      }
     }
-  }
-  t.equal(failures, 0, '500 random streams');
-});
+    t.equal(failures, 0, '500 random streams');
+  },
+);
 
 t.test('one stream cut at every pair of byte positions', async (t) => {
   const next = random(42);

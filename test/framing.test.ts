@@ -8,7 +8,11 @@ import { captureLogger } from './log-capture.js';
 function split(chunks: Buffer[], maxLineBytes = 1_048_576): { lines: string[]; overlong: number[] } {
   const lines: string[] = [];
   const overlong: number[] = [];
-  const splitter = new LineSplitter(maxLineBytes, (line) => lines.push(line), (bytes) => overlong.push(bytes));
+  const splitter = new LineSplitter(
+    maxLineBytes,
+    (line) => lines.push(line),
+    (bytes) => overlong.push(bytes),
+  );
   for (const chunk of chunks) splitter.push(chunk);
   splitter.end();
   return { lines, overlong };
@@ -31,13 +35,22 @@ t.test('CRLF, empty lines and a final line without a newline', async (t) => {
 
 t.test('an over-long line is dropped and reading resumes at the next newline', async (t) => {
   const big = Buffer.alloc(5 * 1024 * 1024, 0x61);
-  const chunks = [Buffer.from('~{"type":"first"}\n'), big.subarray(0, 100), big.subarray(100), Buffer.from('\n~{"type":"second"}\n')];
+  const chunks = [
+    Buffer.from('~{"type":"first"}\n'),
+    big.subarray(0, 100),
+    big.subarray(100),
+    Buffer.from('\n~{"type":"second"}\n'),
+  ];
   const { lines, overlong } = split(chunks);
   t.same(lines, ['~{"type":"first"}', '~{"type":"second"}']);
   t.same(overlong, [5 * 1024 * 1024]);
   t.same(split([Buffer.from('12345\n1234\n')], 4), { lines: ['1234'], overlong: [5] }, 'the limit is exact');
   t.same(split([Buffer.from('123456')], 4), { lines: [], overlong: [6] }, 'an over-long final line');
-  t.same(split([Buffer.from('éé\né\n')], 3), { lines: ['é'], overlong: [4] }, 'the limit counts UTF-8 bytes, not characters');
+  t.same(
+    split([Buffer.from('éé\né\n')], 3),
+    { lines: ['é'], overlong: [4] },
+    'the limit counts UTF-8 bytes, not characters',
+  );
   t.same(split([Buffer.from('é'), Buffer.from('é\n')], 3), { lines: [], overlong: [4] }, 'also across chunks');
 });
 
@@ -59,13 +72,18 @@ function protocolWith(capabilities: string[] | undefined) {
 
 t.test('random bytes around valid messages: the valid messages all arrive, nothing throws', async (t) => {
   let seed = 42;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   for (let round = 0; round < 50; round++) {
     const { protocol, records } = protocolWith(['log']);
     const parts: Buffer[] = [];
     for (let i = 0; i < 20; i++) {
       const garbage = Buffer.from(Array.from({ length: Math.floor(random() * 200) }, () => Math.floor(random() * 256)));
-      parts.push(Buffer.from('\n'), garbage, Buffer.from('\n'), Buffer.from(`~{"type":"log","body":{"marker":"m${round}-${i}"}}\n`));
+      parts.push(
+        Buffer.from('\n'),
+        garbage,
+        Buffer.from('\n'),
+        Buffer.from(`~{"type":"log","body":{"marker":"m${round}-${i}"}}\n`),
+      );
     }
     const wire = Buffer.concat(parts);
     let offset = 0;
@@ -75,14 +93,19 @@ t.test('random bytes around valid messages: the valid messages all arrive, nothi
       offset += size;
     }
     protocol.end();
-    const markers = records.filter((r) => r.source === 'worker' && typeof r.message === 'object').map((r) => (r.message as JsonObject)['marker']);
+    const markers = records
+      .filter((r) => r.source === 'worker' && typeof r.message === 'object')
+      .map((r) => (r.message as JsonObject)['marker']);
     for (let i = 0; i < 20; i++) t.ok(markers.includes(`m${round}-${i}`), `round ${round} message ${i}`);
   }
 });
 
 t.test('negotiation: welcome lists every capability, sorted; the intersection governs', async (t) => {
   const { protocol, sent } = protocolWith(['log', 'shutdown', 'teleport']);
-  t.same(sent[0], { type: 'welcome', capabilities: ['error-report', 'graceful-termination', 'log', 'new-credentials', 'shutdown'] });
+  t.same(sent[0], {
+    type: 'welcome',
+    capabilities: ['error-report', 'graceful-termination', 'log', 'new-credentials', 'shutdown'],
+  });
   t.same(protocol.capabilities, ['log', 'shutdown']);
   t.equal(protocol.send({ type: 'graceful-termination', 'finish-tasks': true }), false, 'not agreed: not sent');
   t.equal(sent.length, 1);
@@ -108,19 +131,51 @@ t.test('malformed messages are logged, never thrown', async (t) => {
 
 t.test("lines that only look like messages are the worker's text, as Taskcluster reads them", async (t) => {
   const { protocol, records } = protocolWith(['log']);
-  const text = ['~/src/project: build ok', '~~ banner ~~', '~{"type": "not valid JSON}', '~[1,2]', '~{"value":"sure"}', '~{"type": 5}', '~', '~{'];
-  protocol.receive(Buffer.from(`${text.join('\n')}\n  ~{"type":"log","body":{"textPayload":"padded"}}  \r\n\t~{"type":"log","body":{"textPayload":"tabbed"}}\n`));
+  const text = [
+    '~/src/project: build ok',
+    '~~ banner ~~',
+    '~{"type": "not valid JSON}',
+    '~[1,2]',
+    '~{"value":"sure"}',
+    '~{"type": 5}',
+    '~',
+    '~{',
+  ];
+  protocol.receive(
+    Buffer.from(
+      `${text.join('\n')}\n  ~{"type":"log","body":{"textPayload":"padded"}}  \r\n\t~{"type":"log","body":{"textPayload":"tabbed"}}\n`,
+    ),
+  );
   const worker = records.filter((r) => r.source === 'worker').map((r) => r.message);
-  t.same(worker, [...text.map((line) => ({ textPayload: line })), { textPayload: 'padded' }, { textPayload: 'tabbed' }], 'every line logged, in order; surrounding whitespace trimmed off messages');
-  t.same(records.filter((r) => r.level === 'warn'), [], 'no warnings: this is output, not a protocol error');
-  t.ok(records.some((r) => r.level === 'debug' && /not valid JSON/.test(r.message as string)), 'a debug line says why one was not a message');
+  t.same(
+    worker,
+    [...text.map((line) => ({ textPayload: line })), { textPayload: 'padded' }, { textPayload: 'tabbed' }],
+    'every line logged, in order; surrounding whitespace trimmed off messages',
+  );
+  t.same(
+    records.filter((r) => r.level === 'warn'),
+    [],
+    'no warnings: this is output, not a protocol error',
+  );
+  t.ok(
+    records.some((r) => r.level === 'debug' && /not valid JSON/.test(r.message as string)),
+    'a debug line says why one was not a message',
+  );
 });
 
 t.test('messages of capabilities not agreed are ignored with a warning', async (t) => {
   const { protocol, records, shutdowns } = protocolWith(['log']);
-  protocol.receive(Buffer.from('~{"type":"shutdown"}\n~{"type":"error-report","kind":"k","title":"t","description":"d","extra":{}}\n'));
+  protocol.receive(
+    Buffer.from('~{"type":"shutdown"}\n~{"type":"error-report","kind":"k","title":"t","description":"d","extra":{}}\n'),
+  );
   t.equal(shutdowns(), 0);
-  t.match(records.filter((r) => r.level === 'warn').map((r) => r.message).join('\n'), /"shutdown" message, but capability "shutdown" was not agreed/);
+  t.match(
+    records
+      .filter((r) => r.level === 'warn')
+      .map((r) => r.message)
+      .join('\n'),
+    /"shutdown" message, but capability "shutdown" was not agreed/,
+  );
 });
 
 t.test('valid messages reach their handlers; plain lines are logged', async (t) => {
@@ -140,9 +195,23 @@ t.test('outgoing messages are validated before sending', async (t) => {
   const { protocol, sent, records } = protocolWith(['graceful-termination', 'new-credentials']);
   t.equal(protocol.send({ type: 'new-credentials', 'client-id': 'c', 'access-token': '' }), false);
   t.equal(protocol.send({ type: 'graceful-termination', 'finish-tasks': 'yes' as unknown as boolean }), false);
-  t.equal(protocol.send({ type: 'new-credentials', 'client-id': 'c', 'access-token': 'tok', certificate: 5 as unknown as string }), false);
+  t.equal(
+    protocol.send({
+      type: 'new-credentials',
+      'client-id': 'c',
+      'access-token': 'tok',
+      certificate: 5 as unknown as string,
+    }),
+    false,
+  );
   t.equal(sent.length, 1, 'only the welcome went out');
-  t.match(records.filter((r) => r.level === 'error').map((r) => r.message).join('\n'), /not sending an invalid new-credentials/);
+  t.match(
+    records
+      .filter((r) => r.level === 'error')
+      .map((r) => r.message)
+      .join('\n'),
+    /not sending an invalid new-credentials/,
+  );
   t.equal(protocol.send({ type: 'new-credentials', 'client-id': 'c', 'access-token': 'tok' }), true);
   t.same(sent[1], { type: 'new-credentials', 'client-id': 'c', 'access-token': 'tok' });
 });

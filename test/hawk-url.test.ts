@@ -3,7 +3,13 @@ import t from 'tap';
 import { parse } from '../scripts/shims/hawk-url.js';
 
 // What hawk signs from a parsed URL: the resource (path and query), host and port.
-const signed = (u: { pathname: string | null; search: string | null; hostname: string | null; port: string | null; protocol: string | null }) => ({
+const signed = (u: {
+  pathname: string | null;
+  search: string | null;
+  hostname: string | null;
+  port: string | null;
+  protocol: string | null;
+}) => ({
   resource: `${u.pathname}${u.search ?? ''}`,
   host: u.hostname,
   port: u.port || (u.protocol === 'http:' ? 80 : 443),

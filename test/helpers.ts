@@ -63,17 +63,33 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRes
 }
 
 /** Start start-worker as a real subprocess; `done` resolves when it exits. */
-export function startCli(args: string[], options: CliOptions = {}): { child: ChildProcess; done: Promise<CliResult>; stderr: () => string } {
+export function startCli(
+  args: string[],
+  options: CliOptions = {},
+): { child: ChildProcess; done: Promise<CliResult>; stderr: () => string } {
   let stderrSoFar = '';
   let childProcess!: ChildProcess;
   const done = new Promise<CliResult>((resolve, reject) => {
     // Through env(1): tap instruments every child it sees by forcing
     // NODE_OPTIONS, and start-worker must run as it does in production.
-    const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, '--require', networkGuard, ...(options.nodeArgs ?? []), startWorkerBin, ...args], {
-      cwd: options.cwd ?? repoRoot,
-      env: cleanEnv(options.env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      '/usr/bin/env',
+      [
+        '-u',
+        'NODE_OPTIONS',
+        process.execPath,
+        '--require',
+        networkGuard,
+        ...(options.nodeArgs ?? []),
+        startWorkerBin,
+        ...args,
+      ],
+      {
+        cwd: options.cwd ?? repoRoot,
+        env: cleanEnv(options.env),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     childProcess = child;
     let stdout = '';
     let stderr = '';
@@ -122,7 +138,12 @@ export const protocolWorkerPath = join(testBuildDir, 'workers', 'protocol-worker
 
 /** A `command` worker section running the test worker with the given script. */
 export function fakeWorkerSection(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { implementation: 'command', command: [process.execPath, protocolWorkerPath], passCredentials: 'none', ...extra };
+  return {
+    implementation: 'command',
+    command: [process.execPath, protocolWorkerPath],
+    passCredentials: 'none',
+    ...extra,
+  };
 }
 
 /** Whether a process exists. */

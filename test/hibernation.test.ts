@@ -16,7 +16,18 @@ import hawk from 'hawk';
 import t from 'tap';
 import { FAKETIME_MISSING, faketimeEnv, findLibfaketime, setClockOffset } from './faketime.js';
 import { CLOCK_SKEW_SECONDS, FakeTaskcluster } from './fakes/taskcluster.js';
-import { cleanEnv, fakeWorkerSection, readJsonLines, recordingShutdown, repoRoot, startCli, STATIC_SECRET, tempDir, waitFor, writeConfig } from './helpers.js';
+import {
+  cleanEnv,
+  fakeWorkerSection,
+  readJsonLines,
+  recordingShutdown,
+  repoRoot,
+  startCli,
+  STATIC_SECRET,
+  tempDir,
+  waitFor,
+  writeConfig,
+} from './helpers.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -75,7 +86,10 @@ t.test('the Taskcluster fake allows a client clock 15 minutes off, as Taskcluste
   const url = `${fake.rootUrl}/api/worker-manager/v1/ping`;
   const ping = async (offsetSeconds: number): Promise<{ status: number; body: string }> => {
     const credentials = { id: 'test/skewed', key: 'skewed-access-token', algorithm: 'sha256' };
-    const { header } = hawk.client.header(url, 'GET', { credentials, timestamp: Math.floor(Date.now() / 1000) + offsetSeconds });
+    const { header } = hawk.client.header(url, 'GET', {
+      credentials,
+      timestamp: Math.floor(Date.now() / 1000) + offsetSeconds,
+    });
     const response = await fetch(url, { headers: { authorization: header } });
     return { status: response.status, body: await response.text() };
   };
@@ -87,12 +101,15 @@ t.test('the Taskcluster fake allows a client clock 15 minutes off, as Taskcluste
   t.match(await ping(-outside), { status: 401, body: /Stale timestamp/ }, 'a clock 16 minutes behind is refused');
 });
 
-t.test('libfaketime, as the other tests use it, moves only the realtime clock (of children too)', { skip }, async (t) => {
-  const dir = tempDir(t);
-  const offsetFile = join(dir, 'clock-offset');
-  setClockOffset(offsetFile, '+0');
-  const result = await runFaked(
-    `
+t.test(
+  'libfaketime, as the other tests use it, moves only the realtime clock (of children too)',
+  { skip },
+  async (t) => {
+    const dir = tempDir(t);
+    const offsetFile = join(dir, 'clock-offset');
+    setClockOffset(offsetFile, '+0');
+    const result = await runFaked(
+      `
     import { execFileSync } from 'node:child_process';
     import { renameSync, writeFileSync } from 'node:fs';
     const file = process.env.FAKETIME_TIMESTAMP_FILE;
@@ -113,17 +130,39 @@ t.test('libfaketime, as the other tests use it, moves only the realtime clock (o
       childAhead: childNow - Date.now() + 600000,
     }));
     `,
-    offsetFile,
-    30 * SECOND,
-  );
-  t.equal(result.code, 0, result.stderr);
-  const probe = lastJson<{ jump: number; monotonicAcrossJump: number; timerMonotonic: number; timerWall: number; childAhead: number }>(result);
-  t.ok(Math.abs(probe.jump - 10 * MINUTE) < 5 * SECOND, `Date.now() jumped by 10 minutes as soon as the file changed (${probe.jump} ms)`);
-  t.ok(probe.monotonicAcrossJump < 5 * SECOND, `performance.now() did not jump (${probe.monotonicAcrossJump.toFixed(0)} ms)`);
-  t.ok(probe.timerMonotonic >= 195 && probe.timerMonotonic < 5 * SECOND, `a 200 ms timer still takes 200 ms (${probe.timerMonotonic.toFixed(0)} ms)`);
-  t.ok(probe.timerWall >= 195 && probe.timerWall < 5 * SECOND, `and the faked wall clock runs at the normal rate (${probe.timerWall} ms)`);
-  t.ok(Math.abs(probe.childAhead - 10 * MINUTE) < 5 * SECOND, `a child process inherits the offset (${probe.childAhead} ms ahead of the real clock)`);
-});
+      offsetFile,
+      30 * SECOND,
+    );
+    t.equal(result.code, 0, result.stderr);
+    const probe = lastJson<{
+      jump: number;
+      monotonicAcrossJump: number;
+      timerMonotonic: number;
+      timerWall: number;
+      childAhead: number;
+    }>(result);
+    t.ok(
+      Math.abs(probe.jump - 10 * MINUTE) < 5 * SECOND,
+      `Date.now() jumped by 10 minutes as soon as the file changed (${probe.jump} ms)`,
+    );
+    t.ok(
+      probe.monotonicAcrossJump < 5 * SECOND,
+      `performance.now() did not jump (${probe.monotonicAcrossJump.toFixed(0)} ms)`,
+    );
+    t.ok(
+      probe.timerMonotonic >= 195 && probe.timerMonotonic < 5 * SECOND,
+      `a 200 ms timer still takes 200 ms (${probe.timerMonotonic.toFixed(0)} ms)`,
+    );
+    t.ok(
+      probe.timerWall >= 195 && probe.timerWall < 5 * SECOND,
+      `and the faked wall clock runs at the normal rate (${probe.timerWall} ms)`,
+    );
+    t.ok(
+      Math.abs(probe.childAhead - 10 * MINUTE) < 5 * SECOND,
+      `a child process inherits the offset (${probe.childAhead} ms ahead of the real clock)`,
+    );
+  },
+);
 
 t.test('a jump of the realtime clock', { skip }, async (t) => {
   // Each waits for a sleepUntil step: run them side by side.
@@ -162,14 +201,23 @@ t.test('a jump of the realtime clock', { skip }, async (t) => {
     const outcome = await sleepUntilAcrossAJump(t, 10 * MINUTE, '+10m');
     t.equal(outcome.resolved, true);
     t.ok(outcome.pastDueBy >= 0, 'the wall clock had reached the due time');
-    t.ok(outcome.resolvedAt >= STEP - 100, `resolved at the end of the first step (${outcome.resolvedAt.toFixed(0)} ms after the call)`);
-    t.ok(outcome.resolvedAt - outcome.jumpedAt <= STEP + MARGIN, `within a step of the jump (${(outcome.resolvedAt - outcome.jumpedAt).toFixed(0)} ms), not 10 minutes after the call`);
+    t.ok(
+      outcome.resolvedAt >= STEP - 100,
+      `resolved at the end of the first step (${outcome.resolvedAt.toFixed(0)} ms after the call)`,
+    );
+    t.ok(
+      outcome.resolvedAt - outcome.jumpedAt <= STEP + MARGIN,
+      `within a step of the jump (${(outcome.resolvedAt - outcome.jumpedAt).toFixed(0)} ms), not 10 minutes after the call`,
+    );
   });
 
   t.test('sleepUntil is not delayed by a wall clock set back', async (t) => {
     const outcome = await sleepUntilAcrossAJump(t, 3 * SECOND, '-10m');
     t.equal(outcome.resolved, true);
-    t.ok(outcome.resolvedAt >= 2900 && outcome.resolvedAt < 3000 + MARGIN, `resolved 3 s after the call on the monotonic clock (${outcome.resolvedAt.toFixed(0)} ms), not 10 minutes later`);
+    t.ok(
+      outcome.resolvedAt >= 2900 && outcome.resolvedAt < 3000 + MARGIN,
+      `resolved 3 s after the call on the monotonic clock (${outcome.resolvedAt.toFixed(0)} ms), not 10 minutes later`,
+    );
   });
 
   t.test('a running start-worker renews its credentials within a step of the jump', async (t) => {
@@ -183,24 +231,43 @@ t.test('a jump of the realtime clock', { skip }, async (t) => {
     setClockOffset(offsetFile, '+0');
     const record = join(dir, 'record.jsonl');
     const config = writeConfig(dir, {
-      provider: { providerType: 'static', rootURL: fake.rootUrl, providerID: 'static-prov', workerPoolID: POOL, workerGroup: 'g', workerID: 'w', staticSecret: STATIC_SECRET },
+      provider: {
+        providerType: 'static',
+        rootURL: fake.rootUrl,
+        providerID: 'static-prov',
+        workerPoolID: POOL,
+        workerGroup: 'g',
+        workerID: 'w',
+        staticSecret: STATIC_SECRET,
+      },
       worker: fakeWorkerSection(),
       getSecrets: false,
       shutdownCommand: recordingShutdown(dir).command,
     });
-    const worker = { capabilities: ['graceful-termination', 'new-credentials'], exitAfterCredentials: { count: 1, code: 0 }, onGracefulTermination: { exit: 3 } };
+    const worker = {
+      capabilities: ['graceful-termination', 'new-credentials'],
+      exitAfterCredentials: { count: 1, code: 0 },
+      onGracefulTermination: { exit: 3 },
+    };
     const run = startCli([config], {
       t,
       env: { ...faketimeEnv(library!, offsetFile), FAKE_WORKER: JSON.stringify(worker), FAKE_WORKER_RECORD: record },
       timeoutMs: 3 * MINUTE,
     });
     const scheduled = /^(\S+) .*credentials expire at (\S+); renewing at (\S+)$/m;
-    const first = await waitFor('renewal to be scheduled', () => scheduled.exec(run.stderr()) ?? undefined, 30 * SECOND);
+    const first = await waitFor(
+      'renewal to be scheduled',
+      () => scheduled.exec(run.stderr()) ?? undefined,
+      30 * SECOND,
+    );
     const sleeping = performance.now();
     const renewAt = Date.parse(first[3]!);
     const issuedDelay = renewAt - Date.parse(first[1]!);
-    t.ok(Math.abs(issuedDelay - 10 * MINUTE) < 5 * SECOND, `before the jump, renewal is due 10 minutes out (${first[3]})`);
-    t.ok(Math.abs(Date.parse(first[1]!) - Date.now()) < 5 * SECOND, 'and start-worker\'s clock agrees with ours');
+    t.ok(
+      Math.abs(issuedDelay - 10 * MINUTE) < 5 * SECOND,
+      `before the jump, renewal is due 10 minutes out (${first[3]})`,
+    );
+    t.ok(Math.abs(Date.parse(first[1]!) - Date.now()) < 5 * SECOND, "and start-worker's clock agrees with ours");
 
     // A while of nothing: a renewal now would not be the jump's doing.
     await delay(5 * SECOND);
@@ -222,13 +289,24 @@ t.test('a jump of the realtime clock', { skip }, async (t) => {
       .map((r) => r.message!);
     t.same(
       messages.find((m) => m['type'] === 'new-credentials'),
-      { type: 'new-credentials', 'client-id': current.clientId, 'access-token': current.accessToken, certificate: current.certificate },
+      {
+        type: 'new-credentials',
+        'client-id': current.clientId,
+        'access-token': current.accessToken,
+        certificate: current.certificate,
+      },
       'the worker received the new credentials',
     );
     const renewed = /^(\S+) .*renewed credentials; sent them to the worker/m.exec(result.stderr);
     t.ok(renewed, 'start-worker logged the renewal');
     const ahead = Date.parse(renewed![1]!) - Date.now();
-    t.ok(ahead > 9 * MINUTE && ahead < 11 * MINUTE, `start-worker's clock was 10 minutes ahead when it renewed (${(ahead / MINUTE).toFixed(1)} min)`);
-    t.notOk(messages.some((m) => m['type'] === 'graceful-termination'), 'the worker was not asked to stop');
+    t.ok(
+      ahead > 9 * MINUTE && ahead < 11 * MINUTE,
+      `start-worker's clock was 10 minutes ahead when it renewed (${(ahead / MINUTE).toFixed(1)} min)`,
+    );
+    t.notOk(
+      messages.some((m) => m['type'] === 'graceful-termination'),
+      'the worker was not asked to stop',
+    );
   });
 });

@@ -1,7 +1,18 @@
 import { join } from 'node:path';
 import t from 'tap';
 import { FakeTaskcluster } from './fakes/taskcluster.js';
-import { fakeWorkerSection, readJsonLines, recordingShutdown, runCli, startCli, STATIC_SECRET, tempDir, testBuildDir, waitFor, writeConfig } from './helpers.js';
+import {
+  fakeWorkerSection,
+  readJsonLines,
+  recordingShutdown,
+  runCli,
+  startCli,
+  STATIC_SECRET,
+  tempDir,
+  testBuildDir,
+  waitFor,
+  writeConfig,
+} from './helpers.js';
 
 interface HookRecord {
   step: string;
@@ -10,7 +21,20 @@ interface HookRecord {
 }
 
 const recorder = join(testBuildDir, 'workers', 'hook-recorder.js');
-const ALL_STEPS = ['pre-configure', 'post-configure', 'pre-register', 'post-register', 'pre-secrets', 'post-secrets', 'pre-files', 'post-files', 'pre-start', 'post-start', 'termination-notice', 'worker-exit'];
+const ALL_STEPS = [
+  'pre-configure',
+  'post-configure',
+  'pre-register',
+  'post-register',
+  'pre-secrets',
+  'post-secrets',
+  'pre-files',
+  'post-files',
+  'pre-start',
+  'post-start',
+  'termination-notice',
+  'worker-exit',
+];
 
 async function staticSetup(t: { teardown(fn: () => void | Promise<void>): void }) {
   const fake = await new FakeTaskcluster().start();
@@ -22,7 +46,15 @@ async function staticSetup(t: { teardown(fn: () => void | Promise<void>): void }
   const hook = (...extra: string[]) => [process.execPath, recorder, record, ...extra];
   const config = (hooks: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
     writeConfig(dir, {
-      provider: { providerType: 'static', rootURL: fake.rootUrl, providerID: 'static-prov', workerPoolID: 'proj/hooks', workerGroup: 'g', workerID: 'w', staticSecret: STATIC_SECRET },
+      provider: {
+        providerType: 'static',
+        rootURL: fake.rootUrl,
+        providerID: 'static-prov',
+        workerPoolID: 'proj/hooks',
+        workerGroup: 'g',
+        workerID: 'w',
+        staticSecret: STATIC_SECRET,
+      },
       worker: fakeWorkerSection(),
       shutdownCommand: recordingShutdown(dir).command,
       hooks,
@@ -47,7 +79,10 @@ t.test('hooks run in order around every step, with the step and identity but nev
   run.child.kill('SIGTERM');
   const result = await run.done;
   t.equal(result.code, 7, result.stderr);
-  t.same(records().map((r) => r.step), ALL_STEPS);
+  t.same(
+    records().map((r) => r.step),
+    ALL_STEPS,
+  );
   const byStep = Object.fromEntries(records().map((r) => [r.step, r.env]));
   t.equal(byStep['pre-configure']!['TASKCLUSTER_WORKER_ID'], undefined, 'no identity before the provider step');
   for (const step of ALL_STEPS.slice(1)) {
@@ -62,21 +97,28 @@ t.test('hooks run in order around every step, with the step and identity but nev
   t.equal(byStep['termination-notice']!['START_WORKER_TERMINATION_REASON'], 'signal');
   t.equal(byStep['termination-notice']!['START_WORKER_TERMINATION_DEADLINE'], '');
   t.equal(byStep['worker-exit']!['START_WORKER_EXIT_CODE'], '7');
-  t.match(result.stderr, /hook pre-configure \[.*node\]: hello from the pre-configure hook/, 'hook output goes to the log');
+  t.match(
+    result.stderr,
+    /hook pre-configure \[.*node\]: hello from the pre-configure hook/,
+    'hook output goes to the log',
+  );
 });
 
-t.test('a failing pre/post hook stops startup with a clear error; a failing worker-exit hook is only logged', async (t) => {
-  const { hook, config } = await staticSetup(t);
-  const env = { FAKE_WORKER: JSON.stringify({ capabilities: [], exitAfterOutput: 0 }) };
-  const failing = await runCli([config({ 'post-register': [hook('exit', '3')] })], { env });
-  t.equal(failing.code, 1);
-  t.match(failing.stderr, /error: hook post-register \[.*node\] exited with code 3\n$/);
-  t.notMatch(failing.stderr, 'starting worker');
+t.test(
+  'a failing pre/post hook stops startup with a clear error; a failing worker-exit hook is only logged',
+  async (t) => {
+    const { hook, config } = await staticSetup(t);
+    const env = { FAKE_WORKER: JSON.stringify({ capabilities: [], exitAfterOutput: 0 }) };
+    const failing = await runCli([config({ 'post-register': [hook('exit', '3')] })], { env });
+    t.equal(failing.code, 1);
+    t.match(failing.stderr, /error: hook post-register \[.*node\] exited with code 3\n$/);
+    t.notMatch(failing.stderr, 'starting worker');
 
-  const atExit = await runCli([config({ 'worker-exit': [hook('exit', '4')] })], { env });
-  t.equal(atExit.code, 0, 'the worker exit code stands');
-  t.match(atExit.stderr, /error: hook worker-exit \[.*node\] exited with code 4/);
-});
+    const atExit = await runCli([config({ 'worker-exit': [hook('exit', '4')] })], { env });
+    t.equal(atExit.code, 0, 'the worker exit code stands');
+    t.match(atExit.stderr, /error: hook worker-exit \[.*node\] exited with code 4/);
+  },
+);
 
 t.test('a hook that runs past its timeout is stopped and stops startup', async (t) => {
   const { hook, config } = await staticSetup(t);
@@ -91,18 +133,39 @@ t.test('a hook that runs past its timeout is stopped and stops startup', async (
 
 t.test('hooks of steps a cached run skips do not run', async (t) => {
   const { hook, config, records, dir } = await staticSetup(t);
-  const hooks = Object.fromEntries(['pre-configure', 'post-configure', 'pre-secrets', 'pre-files', 'pre-start', 'worker-exit'].map((step) => [step, [hook()]]));
+  const hooks = Object.fromEntries(
+    ['pre-configure', 'post-configure', 'pre-secrets', 'pre-files', 'pre-start', 'worker-exit'].map((step) => [
+      step,
+      [hook()],
+    ]),
+  );
   const env = { FAKE_WORKER: JSON.stringify({ capabilities: [], exitAfterOutput: 0 }) };
   // static does not cache; use a standalone worker for the restart
   const standalone = {
-    providerType: 'standalone', rootURL: 'http://127.0.0.1:9', clientID: 'c', accessToken: 'standalone-token-123456', workerPoolID: 'p/w', workerGroup: 'g', workerID: 'w',
+    providerType: 'standalone',
+    rootURL: 'http://127.0.0.1:9',
+    clientID: 'c',
+    accessToken: 'standalone-token-123456',
+    workerPoolID: 'p/w',
+    workerGroup: 'g',
+    workerID: 'w',
   };
   const path = config(hooks, { provider: standalone, getSecrets: false, cacheOverRestarts: join(dir, 'cache.json') });
   t.equal((await runCli([path], { env })).code, 0);
-  t.same(records().map((r) => r.step), ['pre-configure', 'post-configure', 'pre-files', 'pre-start', 'worker-exit'], 'no secrets step without secrets');
+  t.same(
+    records().map((r) => r.step),
+    ['pre-configure', 'post-configure', 'pre-files', 'pre-start', 'worker-exit'],
+    'no secrets step without secrets',
+  );
   const before = records().length;
   t.equal((await runCli([path], { env })).code, 0);
-  t.same(records().slice(before).map((r) => r.step), ['pre-start', 'worker-exit'], 'a restart skips configure, secrets and files');
+  t.same(
+    records()
+      .slice(before)
+      .map((r) => r.step),
+    ['pre-start', 'worker-exit'],
+    'a restart skips configure, secrets and files',
+  );
 });
 
 t.test('an invalid hook entry names its path', async (t) => {

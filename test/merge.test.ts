@@ -46,7 +46,9 @@ t.test('setPath creates intermediate objects and copies', async (t) => {
 
 t.test('setPath through a non-object fails with a clear error', async (t) => {
   t.throws(() => setPath({ a: 'str' }, 'a.b', 1), { message: "cannot set 'a.b': 'a' is a string, not an object" });
-  t.throws(() => setPath({ a: { b: [1] } }, 'a.b.c', 1), { message: "cannot set 'a.b.c': 'a.b' is an array, not an object" });
+  t.throws(() => setPath({ a: { b: [1] } }, 'a.b.c', 1), {
+    message: "cannot set 'a.b.c': 'a.b' is an array, not an object",
+  });
   t.throws(() => setPath({ a: null }, 'a.b', 1), { message: /'a' is null/ });
   t.throws(() => setPath({}, 'a..b', 1), { message: /non-empty keys/ });
   t.throws(() => setPath({}, '', 1), { message: /non-empty keys/ });

@@ -4,7 +4,16 @@ import taskcluster from 'taskcluster-client';
 import { renewalDelayMs, renewalSafetyMarginMs } from '../src/taskcluster/renewal.js';
 import { backoffDelay } from '../src/util/backoff.js';
 import { FakeTaskcluster } from './fakes/taskcluster.js';
-import { fakeWorkerSection, leakedSecrets, readJsonLines, recordingShutdown, runCli, STATIC_SECRET, tempDir, writeConfig } from './helpers.js';
+import {
+  fakeWorkerSection,
+  leakedSecrets,
+  readJsonLines,
+  recordingShutdown,
+  runCli,
+  STATIC_SECRET,
+  tempDir,
+  writeConfig,
+} from './helpers.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -15,7 +24,11 @@ t.test('the renewal schedule', async (t) => {
   t.equal(renewalDelayMs(60 * MINUTE), 30 * MINUTE, 'long lifetimes: 30 minutes before expiry');
   t.equal(renewalDelayMs(96 * 60 * MINUTE), 96 * 60 * MINUTE - 30 * MINUTE);
   t.equal(renewalDelayMs(20 * MINUTE), 5 * MINUTE, 'no sooner than 5 minutes from now');
-  t.equal(renewalDelayMs(5 * MINUTE), 5 * MINUTE - 30 * SECOND, 'never later than 30 s before expiry (the last rule wins)');
+  t.equal(
+    renewalDelayMs(5 * MINUTE),
+    5 * MINUTE - 30 * SECOND,
+    'never later than 30 s before expiry (the last rule wins)',
+  );
   t.equal(renewalDelayMs(20 * SECOND), 0, 'already inside the last 30 s: now');
   t.equal(renewalDelayMs(-5 * SECOND), 0, 'already expired: now');
   t.equal(renewalSafetyMarginMs(30 * SECOND), 7.5 * SECOND, 'a quarter of a short remaining lifetime');
@@ -23,11 +36,28 @@ t.test('the renewal schedule', async (t) => {
 });
 
 t.test('backoff delays grow, are capped, and are jittered', async (t) => {
-  t.equal(backoffDelay(1, 1000, 30_000, () => 0), 500);
-  t.equal(backoffDelay(1, 1000, 30_000, () => 1), 1000);
-  t.equal(backoffDelay(4, 1000, 30_000, () => 1), 8000);
-  t.equal(backoffDelay(20, 1000, 30_000, () => 1), 30_000, 'capped');
-  t.equal(backoffDelay(20, 1000, 30_000, () => 0), 15_000, 'at least half');
+  t.equal(
+    backoffDelay(1, 1000, 30_000, () => 0),
+    500,
+  );
+  t.equal(
+    backoffDelay(1, 1000, 30_000, () => 1),
+    1000,
+  );
+  t.equal(
+    backoffDelay(4, 1000, 30_000, () => 1),
+    8000,
+  );
+  t.equal(
+    backoffDelay(20, 1000, 30_000, () => 1),
+    30_000,
+    'capped',
+  );
+  t.equal(
+    backoffDelay(20, 1000, 30_000, () => 0),
+    15_000,
+    'at least half',
+  );
 });
 
 interface Recorded {
@@ -50,15 +80,32 @@ async function renewingRun(
   const dir = tempDir(t);
   const record = join(dir, 'record.jsonl');
   const config = writeConfig(dir, {
-    provider: { providerType: 'static', rootURL: fake.rootUrl, providerID: 'static-prov', workerPoolID: POOL, workerGroup: 'g', workerID: 'w', staticSecret: STATIC_SECRET },
+    provider: {
+      providerType: 'static',
+      rootURL: fake.rootUrl,
+      providerID: 'static-prov',
+      workerPoolID: POOL,
+      workerGroup: 'g',
+      workerID: 'w',
+      staticSecret: STATIC_SECRET,
+    },
     worker: fakeWorkerSection(),
     getSecrets: false,
     shutdownCommand: recordingShutdown(dir).command,
   });
-  const result = await runCli([config], { env: { FAKE_WORKER: JSON.stringify(script), FAKE_WORKER_RECORD: record }, timeoutMs: 90_000 });
+  const result = await runCli([config], {
+    env: { FAKE_WORKER: JSON.stringify(script), FAKE_WORKER_RECORD: record },
+    timeoutMs: 90_000,
+  });
   const events = readJsonLines<Recorded & { time: number }>(record);
   const messages = events.filter((r) => r.event === 'message').map((r) => r.message!);
-  return { fake, result, events, messages, leaks: leakedSecrets(result.stdout + result.stderr, [STATIC_SECRET, ...fake.issuedSecrets()]) };
+  return {
+    fake,
+    result,
+    events,
+    messages,
+    leaks: leakedSecrets(result.stdout + result.stderr, [STATIC_SECRET, ...fake.issuedSecrets()]),
+  };
 }
 
 t.test('renewal, end to end', async (t) => {
@@ -78,13 +125,22 @@ t.test('renewal, end to end', async (t) => {
     t.equal(reregistration!.body!['workerPoolId'], POOL);
     t.ok(reregistration!.clientId?.startsWith('worker/static-prov/'), 'with the registered credentials');
     const current = [...fake.credentials.values()].find((c) => c.current && c.workerKey === `${POOL}/g/w`)!;
-    t.same(renewed, { type: 'new-credentials', 'client-id': current.clientId, 'access-token': current.accessToken, certificate: current.certificate });
+    t.same(renewed, {
+      type: 'new-credentials',
+      'client-id': current.clientId,
+      'access-token': current.accessToken,
+      certificate: current.certificate,
+    });
     const stale = [...fake.credentials.values()].find((c) => !c.current && c.workerKey === `${POOL}/g/w`)!;
     t.ok(registration && stale, 'the first credentials were superseded');
 
     const report = { workerGroup: 'g', workerId: 'w', kind: 'k', title: 't', description: 'd', extra: {} };
     const withStale = new taskcluster.WorkerManager({ rootUrl: fake.rootUrl, credentials: stale, retries: 0 });
-    await t.rejects(withStale.reportWorkerError(POOL, report), { message: /superseded by a renewal/ }, 'the fake rejects the old credentials');
+    await t.rejects(
+      withStale.reportWorkerError(POOL, report),
+      { message: /superseded by a renewal/ },
+      'the fake rejects the old credentials',
+    );
     const withCurrent = new taskcluster.WorkerManager({ rootUrl: fake.rootUrl, credentials: current, retries: 0 });
     await t.resolves(withCurrent.reportWorkerError(POOL, report), 'and accepts the new ones');
     t.same(leaks, []);
@@ -99,7 +155,10 @@ t.test('renewal, end to end', async (t) => {
     t.equal(result.code, 0, result.stderr);
     t.equal(fake.callsTo('reregisterWorker').length, 4);
     t.ok(messages.some((m) => m['type'] === 'new-credentials'));
-    t.notOk(messages.some((m) => m['type'] === 'graceful-termination'), 'the worker was not stopped');
+    t.notOk(
+      messages.some((m) => m['type'] === 'graceful-termination'),
+      'the worker was not stopped',
+    );
     t.match(result.stderr, /renewing credentials: worker-manager reregisterWorker failed \(HTTP 503\).*retrying/);
   });
 
@@ -120,13 +179,23 @@ t.test('renewal, end to end', async (t) => {
     // 31 s credentials are due for renewal after 1 s; the worker says hello after 3 s.
     const { fake, result, events, messages } = await renewingRun(
       t,
-      { capabilities: ['graceful-termination', 'new-credentials'], helloDelayMs: 3000, exitAfterCredentials: { count: 1, code: 0 } },
+      {
+        capabilities: ['graceful-termination', 'new-credentials'],
+        helloDelayMs: 3000,
+        exitAfterCredentials: { count: 1, code: 0 },
+      },
       undefined,
       31,
     );
     t.equal(result.code, 0, result.stderr);
-    t.notOk(messages.some((m) => m['type'] === 'graceful-termination'), 'the worker was not asked to stop');
-    t.ok(messages.some((m) => m['type'] === 'new-credentials'), 'it received new credentials');
+    t.notOk(
+      messages.some((m) => m['type'] === 'graceful-termination'),
+      'the worker was not asked to stop',
+    );
+    t.ok(
+      messages.some((m) => m['type'] === 'new-credentials'),
+      'it received new credentials',
+    );
     const hello = events.find((e) => e.event === 'hello')!;
     t.ok(fake.callsTo('reregisterWorker').length === 1 && hello, 'renewed once, after the hello');
   });
@@ -140,17 +209,25 @@ t.test('renewal, end to end', async (t) => {
   });
 
   t.test('a worker without new-credentials is stopped with graceful-termination', async (t) => {
-    const { fake, result, messages } = await renewingRun(t, { capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } });
+    const { fake, result, messages } = await renewingRun(t, {
+      capabilities: ['graceful-termination'],
+      onGracefulTermination: { exit: 0 },
+    });
     t.equal(result.code, 0, result.stderr);
     t.equal(fake.callsTo('reregisterWorker').length, 0);
-    t.match(messages.find((m) => m['type'] === 'graceful-termination'), { 'finish-tasks': false, reason: 'credentials-expiring' });
+    t.match(
+      messages.find((m) => m['type'] === 'graceful-termination'),
+      { 'finish-tasks': false, reason: 'credentials-expiring' },
+    );
     t.match(result.stderr, /the worker does not accept new-credentials; asking the worker to stop/);
   });
 
   t.test('error reports are forwarded to reportWorkerError, fitted to its limits', async (t) => {
     const { fake, result } = await renewingRun(t, {
       capabilities: ['error-report'],
-      output: [`~${JSON.stringify({ type: 'error-report', kind: 'Disk Full!', title: 'T'.repeat(300), description: 'D'.repeat(20000), extra: { disk: '/' } })}`],
+      output: [
+        `~${JSON.stringify({ type: 'error-report', kind: 'Disk Full!', title: 'T'.repeat(300), description: 'D'.repeat(20000), extra: { disk: '/' } })}`,
+      ],
       exitAfterOutput: 0,
     });
     t.equal(result.code, 0, result.stderr);

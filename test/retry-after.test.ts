@@ -21,7 +21,15 @@ async function staticRun(t: { teardown(fn: () => void | Promise<void>): void }, 
   const dir = tempDir(t);
   const shutdown = recordingShutdown(dir);
   const config = writeConfig(dir, {
-    provider: { providerType: 'static', rootURL: fake.rootUrl, providerID: 'static-prov', workerPoolID: POOL, workerGroup: 'rack-1', workerID: 'host-1', staticSecret: STATIC_SECRET },
+    provider: {
+      providerType: 'static',
+      rootURL: fake.rootUrl,
+      providerID: 'static-prov',
+      workerPoolID: POOL,
+      workerGroup: 'rack-1',
+      workerID: 'host-1',
+      staticSecret: STATIC_SECRET,
+    },
     worker: { implementation: 'dummy' },
     getSecrets: false,
     startupRetryWindow,
@@ -37,20 +45,34 @@ t.test('registerWorker: a 503 with Retry-After is waited out, with a spread', as
   t.equal(result.code, 0, result.stderr);
   const [refused, admitted] = fake.callsTo('registerWorker');
   t.equal(refused?.status, 503);
-  t.ok(admitted!.arrived - refused!.answered! >= 2000, `came back ${admitted!.arrived - refused!.answered!} ms after the refusal`);
-  const delay = Number(/registerWorker failed \(HTTP 503; Retry-After 2\): injected fault; retrying in (\d+\.\d)s/.exec(result.stderr)?.[1]);
+  t.ok(
+    admitted!.arrived - refused!.answered! >= 2000,
+    `came back ${admitted!.arrived - refused!.answered!} ms after the refusal`,
+  );
+  const delay = Number(
+    /registerWorker failed \(HTTP 503; Retry-After 2\): injected fault; retrying in (\d+\.\d)s/.exec(
+      result.stderr,
+    )?.[1],
+  );
   t.ok(delay >= 2 && delay <= 10, `waited Retry-After plus a spread of up to 4 x 2 s (${delay} s)`);
 });
 
 t.test('registerWorker: a Retry-After past startupRetryWindow gives up at once, saying so', async (t) => {
   const { fake, config, shutdown } = await staticRun(t, 5);
-  fake.inject('registerWorker', { kind: 'status', status: 429, headers: { 'retry-after': new Date(Date.now() + 120_000).toUTCString() } });
+  fake.inject('registerWorker', {
+    kind: 'status',
+    status: 429,
+    headers: { 'retry-after': new Date(Date.now() + 120_000).toUTCString() },
+  });
   const started = Date.now();
   const result = await runCli([config]);
   t.equal(result.code, 1);
   t.ok(Date.now() - started < 4000, 'at once, not at the end of the window');
   t.equal(fake.callsTo('registerWorker').length, 1, 'not retried');
-  t.match(result.stderr, /error: worker-manager registerWorker failed \(HTTP 429; Retry-After [^)]+GMT\): injected fault; the service asked to retry after 1\d\ds, past the end of the retry window \([\d.]+s left\): giving up now\n$/);
+  t.match(
+    result.stderr,
+    /error: worker-manager registerWorker failed \(HTTP 429; Retry-After [^)]+GMT\): injected fault; the service asked to retry after 1\d\ds, past the end of the retry window \([\d.]+s left\): giving up now\n$/,
+  );
   t.same(shutdown.calls(), [], 'a static worker does not power the machine off');
 });
 
@@ -62,11 +84,25 @@ async function registeredDynamic(t: { teardown(fn: () => void | Promise<void>): 
   fake.acceptProofsFrom.add('aws-prov');
   const { log, records } = captureLogger();
   const settings = { requestTimeoutMs: 5000, startupRetryWindowMs: 5000 };
-  const state: RunState = { ...emptyRunState({}), rootUrl: fake.rootUrl, workerPoolId: 'proj/dynamic', workerGroup: 'us-east-1', workerId: 'i-0123', providerId: 'aws-prov', workerLocation: { cloud: 'aws' } };
+  const state: RunState = {
+    ...emptyRunState({}),
+    rootUrl: fake.rootUrl,
+    workerPoolId: 'proj/dynamic',
+    workerGroup: 'us-east-1',
+    workerId: 'i-0123',
+    providerId: 'aws-prov',
+    workerLocation: { cloud: 'aws' },
+  };
   await registerWorker(state, { document: '{}', signature: 'sig' }, 'dummy', settings, log);
   const shutdown = recordingShutdown(tempDir(t));
   const decommissioner = new Decommissioner({ state, dynamic: true, shutdownCommand: shutdown.command, settings, log });
-  return { fake, records, shutdown, decommissioner, removed: () => fake.workers.get('proj/dynamic/us-east-1/i-0123')!.removed };
+  return {
+    fake,
+    records,
+    shutdown,
+    decommissioner,
+    removed: () => fake.workers.get('proj/dynamic/us-east-1/i-0123')!.removed,
+  };
 }
 
 t.test('removeWorker: a Retry-After is honoured; one longer than start-worker waits powers off at once', async (t) => {
@@ -75,7 +111,10 @@ t.test('removeWorker: a Retry-After is honoured; one longer than start-worker wa
   await waiting.decommissioner.workerExited(false);
   t.ok(waiting.removed(), 'removed on the second attempt');
   const [refused, accepted] = waiting.fake.callsTo('removeWorker');
-  t.ok(accepted!.arrived - refused!.answered! >= 1000, `came back ${accepted!.arrived - refused!.answered!} ms after the refusal`);
+  t.ok(
+    accepted!.arrived - refused!.answered! >= 1000,
+    `came back ${accepted!.arrived - refused!.answered!} ms after the refusal`,
+  );
   t.same(waiting.shutdown.calls(), []);
 
   const refusing = await registeredDynamic(t);
@@ -85,14 +124,25 @@ t.test('removeWorker: a Retry-After is honoured; one longer than start-worker wa
   t.ok(Date.now() - started < 5000, 'no hour of waiting');
   t.equal(refusing.fake.callsTo('removeWorker').length, 1);
   t.same(refusing.shutdown.calls(), ['shutdown -h now'], 'powered off instead');
-  t.match(refusing.records.map((r) => r.message).join('\n'), /could not remove the worker from worker-manager: .*asked to retry after 3600s, longer than start-worker waits \(300s\): giving up now/);
+  t.match(
+    refusing.records.map((r) => r.message).join('\n'),
+    /could not remove the worker from worker-manager: .*asked to retry after 3600s, longer than start-worker waits \(300s\): giving up now/,
+  );
 });
 
 t.test('AWS Secrets Manager: a 503 with Retry-After is waited out', async (t) => {
-  const fake = await new FakeAwsSecretsManager({ accessKeyId: 'AKIAFAKEFAKEFAKE', secretAccessKey: 'fake-secret-access-key-0123456789' }).start();
+  const fake = await new FakeAwsSecretsManager({
+    accessKeyId: 'AKIAFAKEFAKEFAKE',
+    secretAccessKey: 'fake-secret-access-key-0123456789',
+  }).start();
   t.teardown(() => fake.stop());
   fake.secrets.set('throttled', '{"ok": true}');
-  fake.inject({ kind: 'status', status: 503, body: { __type: 'ServiceUnavailable', message: 'slow down' }, headers: { 'retry-after': '2', 'x-amzn-errortype': 'ServiceUnavailable' } });
+  fake.inject({
+    kind: 'status',
+    status: 503,
+    body: { __type: 'ServiceUnavailable', message: 'slow down' },
+    headers: { 'retry-after': '2', 'x-amzn-errortype': 'ServiceUnavailable' },
+  });
   const dir = tempDir(t);
   const started = Date.now();
   const result = await runCli(
@@ -102,7 +152,9 @@ t.test('AWS Secrets Manager: a 503 with Retry-After is waited out', async (t) =>
         worker: { implementation: 'dummy' },
         getSecrets: false,
         startupRetryWindow: 30,
-        secrets: [{ source: 'aws-secrets-manager', secretId: 'throttled', region: 'us-east-1', endpoint: fake.endpoint }],
+        secrets: [
+          { source: 'aws-secrets-manager', secretId: 'throttled', region: 'us-east-1', endpoint: fake.endpoint },
+        ],
       }),
     ],
     {
@@ -119,7 +171,9 @@ t.test('AWS Secrets Manager: a 503 with Retry-After is waited out', async (t) =>
   );
   t.equal(result.code, 0, result.stderr);
   t.equal(fake.calls.length, 2);
-  const delay = Number(/AWS Secrets Manager secret 'throttled': .*\(HTTP 503\).*; retrying in (\d+\.\d)s/.exec(result.stderr)?.[1]);
+  const delay = Number(
+    /AWS Secrets Manager secret 'throttled': .*\(HTTP 503\).*; retrying in (\d+\.\d)s/.exec(result.stderr)?.[1],
+  );
   t.ok(delay >= 2, `waited at least the Retry-After (${delay} s)`);
   t.ok(Date.now() - started >= 2000);
 });

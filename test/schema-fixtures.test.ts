@@ -1,5 +1,10 @@
 import t from 'tap';
-import { fixtureDifferences, readReference, referenceId, type TaskclusterReference } from '../scripts/check-schema-fixtures.js';
+import {
+  fixtureDifferences,
+  readReference,
+  referenceId,
+  type TaskclusterReference,
+} from '../scripts/check-schema-fixtures.js';
 import { taskclusterCalls, taskclusterSchemas, type TaskclusterCall } from './fixtures/taskcluster-schemas.js';
 
 // The official reference lives outside the repository; .ci/run, which has
@@ -9,7 +14,11 @@ const referenceFile = process.env['START_WORKER_TASKCLUSTER_REFERENCE'];
 
 t.test(
   'the Taskcluster schema fixtures agree with the official reference',
-  { skip: referenceFile ? false : 'START_WORKER_TASKCLUSTER_REFERENCE is not set (.ci/run sets it to ../shared/reference/taskcluster-api-subset.json)' },
+  {
+    skip: referenceFile
+      ? false
+      : 'START_WORKER_TASKCLUSTER_REFERENCE is not set (.ci/run sets it to ../shared/reference/taskcluster-api-subset.json)',
+  },
   async (t) => {
     t.same(fixtureDifferences(readReference(referenceFile!)), [], `fixtures vs ${referenceFile}`);
   },
@@ -24,18 +33,33 @@ function syntheticReference(): TaskclusterReference & { schemas: Record<string, 
   for (const [name, fixture] of Object.entries(taskclusterSchemas)) {
     // A JSON copy: the fixtures share sub-schema objects, and each case changes one place only.
     const schema = JSON.parse(JSON.stringify(fixture)) as Schema;
-    schemas[referenceId(name)] = { ...schema, $id: referenceId(name), $schema: '/schemas/common/metaschema.json#', description: 'prose that is not compared' };
+    schemas[referenceId(name)] = {
+      ...schema,
+      $id: referenceId(name),
+      $schema: '/schemas/common/metaschema.json#',
+      description: 'prose that is not compared',
+    };
   }
   const workerFull = '/schemas/worker-manager/v1/worker-full.json#';
   const request = schemas[referenceId('worker-manager/v1/register-worker-request.json')]!;
-  schemas[workerFull] = { $id: workerFull, type: 'object', properties: { workerGroup: { ...request['properties'].workerGroup, title: 'Worker group' } } };
+  schemas[workerFull] = {
+    $id: workerFull,
+    type: 'object',
+    properties: { workerGroup: { ...request['properties'].workerGroup, title: 'Worker group' } },
+  };
   request['properties'].workerGroup = { $ref: 'worker-full.json#/properties/workerGroup' };
   const apis: TaskclusterReference['apis'] = {};
   // The reference names a call's schemas relative to its service: `v1/secret.json#`.
   const official = (name: string) => `${name.replace(/^[^/]+\//, '')}#`;
   const calls: TaskclusterCall[] = Object.values(taskclusterCalls);
   for (const { service, name, method, route, input, output } of calls) {
-    const entry = { name, method, route, ...(input ? { input: official(input) } : {}), ...(output ? { output: official(output) } : {}) };
+    const entry = {
+      name,
+      method,
+      route,
+      ...(input ? { input: official(input) } : {}),
+      ...(output ? { output: official(output) } : {}),
+    };
     (apis[service] ??= { entries: [] }).entries.push(entry);
   }
   return { apis, schemas };
@@ -54,7 +78,10 @@ t.test('the drift check finds a change at any depth, through $refs', async (t) =
     ],
     [
       'a pattern inside oneOf',
-      (r) => (r.schemas[referenceId('worker-manager/v1/register-worker-request.json')]!['properties'].workerIdentityProof.oneOf[1].properties.staticSecret.pattern = '^.{44}$'),
+      (r) =>
+        (r.schemas[referenceId('worker-manager/v1/register-worker-request.json')]![
+          'properties'
+        ].workerIdentityProof.oneOf[1].properties.staticSecret.pattern = '^.{44}$'),
       /workerIdentityProof\/oneOf\/1\/properties\/staticSecret\/pattern: fixture/,
     ],
     [
@@ -64,17 +91,22 @@ t.test('the drift check finds a change at any depth, through $refs', async (t) =
     ],
     [
       'a property named like a prose keyword',
-      (r) => delete r.schemas[referenceId('worker-manager/v1/report-worker-error-request.json')]!['properties'].description,
+      (r) =>
+        delete r.schemas[referenceId('worker-manager/v1/report-worker-error-request.json')]!['properties'].description,
       /report-worker-error-request\.json \/properties\/description: only in the fixture/,
     ],
     [
       'a required list',
-      (r) => r.schemas[referenceId('worker-manager/v1/reregister-worker-response.json')]!['required'].push('workerConfig'),
+      (r) =>
+        r.schemas[referenceId('worker-manager/v1/reregister-worker-response.json')]!['required'].push('workerConfig'),
       /reregister-worker-response\.json \/required: only in the fixture \[\], only in the reference \["workerConfig"\]/,
     ],
     [
       'additionalProperties',
-      (r) => (r.schemas[referenceId('worker-manager/v1/register-worker-response.json')]!['properties'].credentials.additionalProperties = true),
+      (r) =>
+        (r.schemas[referenceId('worker-manager/v1/register-worker-response.json')]![
+          'properties'
+        ].credentials.additionalProperties = true),
       /credentials\/additionalProperties: fixture false, reference true/,
     ],
     [
@@ -84,12 +116,16 @@ t.test('the drift check finds a change at any depth, through $refs', async (t) =
     ],
     [
       'an enum',
-      (r) => (r.schemas[referenceId('worker-manager/v1/should-worker-terminate-response.json')]!['properties'].reason.enum = ['idle']),
+      (r) =>
+        (r.schemas[referenceId('worker-manager/v1/should-worker-terminate-response.json')]!['properties'].reason.enum =
+          ['idle']),
       /reason\/enum: missing from the fixture/,
     ],
     [
       'the schema a call answers with',
-      (r) => (r.apis['worker-manager']!.entries.find((e) => e.name === 'reportWorkerError')!.output = 'v1/report-worker-error-response.json#'),
+      (r) =>
+        (r.apis['worker-manager']!.entries.find((e) => e.name === 'reportWorkerError')!.output =
+          'v1/report-worker-error-response.json#'),
       /reportWorkerError\): output is "worker-manager\/v1\/worker-pool-error\.json" here, "worker-manager\/v1\/report-worker-error-response\.json" in the reference/,
     ],
     [
@@ -97,7 +133,11 @@ t.test('the drift check finds a change at any depth, through $refs', async (t) =
       (r) => (r.apis['secrets']!.entries.find((e) => e.name === 'get')!.route = '/secrets/<name>'),
       /secrets\.get \(the fake's getSecret\): route is/,
     ],
-    ['a schema gone', (r) => delete r.schemas[referenceId('secrets/v1/secret.json')], /^secrets\/v1\/secret\.json: the reference has no schema/],
+    [
+      'a schema gone',
+      (r) => delete r.schemas[referenceId('secrets/v1/secret.json')],
+      /^secrets\/v1\/secret\.json: the reference has no schema/,
+    ],
     [
       'a $ref to nowhere',
       (r) => delete r.schemas['/schemas/worker-manager/v1/worker-full.json#'],

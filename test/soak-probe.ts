@@ -96,7 +96,12 @@ export function countUpTo(sortedTimes: number[], t: number): number {
  * ExperimentalWarning...) and the `(Use \`node --trace-warnings ...\`)` hint.
  */
 export function nodeWarningLines(stderr: string): string[] {
-  return stderr.split('\n').filter((line) => /^\(node:\d+\) /.test(line) || /^[A-Za-z]*Warning: /.test(line) || line.startsWith('(Use `node --trace-'));
+  return stderr
+    .split('\n')
+    .filter(
+      (line) =>
+        /^\(node:\d+\) /.test(line) || /^[A-Za-z]*Warning: /.test(line) || line.startsWith('(Use `node --trace-'),
+    );
 }
 
 export interface WindowFigures {
@@ -132,7 +137,10 @@ export function windowFigures(allSamples: ProbeSample[], pollTimes: number[], fr
   const first = samples[0];
   const last = samples[samples.length - 1];
   const pollsInWindow = first && last ? polls[polls.length - 1]! - polls[0]! : 0;
-  const heap = slope(polls, samples.map((s) => s.heapUsed));
+  const heap = slope(
+    polls,
+    samples.map((s) => s.heapUsed),
+  );
   const cpuUs = first && last ? last.cpuUs - first.cpuUs - (last.gcCpuUs - first.gcCpuUs) : NaN;
   let worst = '';
   let live = 0;
@@ -148,7 +156,10 @@ export function windowFigures(allSamples: ProbeSample[], pollTimes: number[], fr
     polls: pollsInWindow,
     rssStart: first?.rss ?? NaN,
     rssEnd: last?.rss ?? NaN,
-    rssPerPoll: slope(polls, samples.map((s) => s.rss)).slope,
+    rssPerPoll: slope(
+      polls,
+      samples.map((s) => s.rss),
+    ).slope,
     heapStart: first?.heapUsed ?? NaN,
     heapEnd: last?.heapUsed ?? NaN,
     heapPerPoll: heap.slope,
@@ -157,6 +168,12 @@ export function windowFigures(allSamples: ProbeSample[], pollTimes: number[], fr
     listenersLive: live,
     listenersWorst: worst,
     timersMax: Math.max(0, ...samples.map((s) => s.timers)),
-    anyDependants: samples.reduce<number | null>((most, s) => (s.anyDependantsMax === null || s.anyDependantsMax === undefined ? most : Math.max(most ?? 0, s.anyDependantsMax)), null),
+    anyDependants: samples.reduce<number | null>(
+      (most, s) =>
+        s.anyDependantsMax === null || s.anyDependantsMax === undefined
+          ? most
+          : Math.max(most ?? 0, s.anyDependantsMax),
+      null,
+    ),
   };
 }

@@ -17,7 +17,15 @@ import t from 'tap';
 import { FakeEc2Metadata, SPOT_INSTANCE_ACTION } from './fakes/aws-metadata.js';
 import { FakeAzureMetadata, SCHEDULED_EVENTS, workerManagerTags } from './fakes/azure-metadata.js';
 import { FakeTaskcluster } from './fakes/taskcluster.js';
-import { fakeWorkerSection, readJsonLines, recordingShutdown, startCli, tempDir, waitFor, writeConfig } from './helpers.js';
+import {
+  fakeWorkerSection,
+  readJsonLines,
+  recordingShutdown,
+  startCli,
+  tempDir,
+  waitFor,
+  writeConfig,
+} from './helpers.js';
 import { nodeWarningLines, probeEnv, probeNodeArgs, readProbe, windowFigures } from './soak-probe.js';
 
 /**
@@ -76,7 +84,9 @@ async function soak(t: Teardown, options: Soak) {
     pollTimes = () => imds.requests.filter((r) => r.path === SPOT_INSTANCE_ACTION).map((r) => r.time);
     announce = () => imds.announceSpotInterruption('terminate', new Date(Date.now() + 120_000));
   } else {
-    const imds = await new FakeAzureMetadata({ tags: workerManagerTags(tc.rootUrl, { 'worker-pool-id': pool, 'provider-id': providerId }) }).start();
+    const imds = await new FakeAzureMetadata({
+      tags: workerManagerTags(tc.rootUrl, { 'worker-pool-id': pool, 'provider-id': providerId }),
+    }).start();
     t.teardown(() => imds.stop());
     provider = { providerType: 'azure', metadataEndpoint: imds.endpoint, terminationPollInterval: options.interval };
     pollTimes = () => imds.requestsTo(SCHEDULED_EVENTS, 'GET').map((r) => r.time);
@@ -85,12 +95,20 @@ async function soak(t: Teardown, options: Soak) {
 
   const record = join(dir, 'record.jsonl');
   const probe = join(dir, 'probe.jsonl');
-  const config = writeConfig(dir, { provider, worker: fakeWorkerSection(), getSecrets: false, shutdownCommand: recordingShutdown(dir).command });
+  const config = writeConfig(dir, {
+    provider,
+    worker: fakeWorkerSection(),
+    getSecrets: false,
+    shutdownCommand: recordingShutdown(dir).command,
+  });
   const run = startCli([config], {
     t,
     nodeArgs: probeNodeArgs,
     env: {
-      FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination', 'new-credentials'], onGracefulTermination: { exit: 0 } }),
+      FAKE_WORKER: JSON.stringify({
+        capabilities: ['graceful-termination', 'new-credentials'],
+        onGracefulTermination: { exit: 0 },
+      }),
       FAKE_WORKER_RECORD: record,
       AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined,
       ...probeEnv(probe, options.sampleMs),
@@ -101,12 +119,18 @@ async function soak(t: Teardown, options: Soak) {
   const helloAt = Date.now();
   // The soak itself: the watcher polls, the probe samples.
   const pollsSinceHello = () => pollTimes().filter((time) => time >= helloAt);
-  await waitFor(`${options.warmUpPolls + options.polls} polls`, () => pollsSinceHello().length >= options.warmUpPolls + options.polls, options.maxSeconds * 1000).catch(() => undefined);
+  await waitFor(
+    `${options.warmUpPolls + options.polls} polls`,
+    () => pollsSinceHello().length >= options.warmUpPolls + options.polls,
+    options.maxSeconds * 1000,
+  ).catch(() => undefined);
   const warmedUpAt = pollsSinceHello()[options.warmUpPolls] ?? Infinity;
   const announcedAt = Date.now();
   announce();
   const result = await run.done;
-  const terminated = readJsonLines<{ message?: { type?: string } }>(record).some((r) => r.message?.type === 'graceful-termination');
+  const terminated = readJsonLines<{ message?: { type?: string } }>(record).some(
+    (r) => r.message?.type === 'graceful-termination',
+  );
   const { samples, warnings } = readProbe(probe);
   const figures = windowFigures(samples, pollTimes(), warmedUpAt, announcedAt);
   return { result, terminated, samples, warnings, figures };
@@ -115,21 +139,49 @@ async function soak(t: Teardown, options: Soak) {
 t.jobs = 2;
 
 t.test('aws at its fastest poll (0.05 s): abort listeners stay few and Node does not warn', async (t) => {
-  const { result, terminated, samples, warnings, figures } = await soak(t, { provider: 'aws', interval: 0.05, warmUpPolls: 0, polls: 200, maxSeconds: 20, sampleMs: 250 });
-  t.comment(`aws: ${figures.polls} polls; most live listeners on one target ${figures.listenersLive} (${figures.listenersWorst}); heap ${figures.heapPerPoll.toFixed(0)} +-${figures.heapPerPollError.toFixed(0)} B/poll`);
+  const { result, terminated, samples, warnings, figures } = await soak(t, {
+    provider: 'aws',
+    interval: 0.05,
+    warmUpPolls: 0,
+    polls: 200,
+    maxSeconds: 20,
+    sampleMs: 250,
+  });
+  t.comment(
+    `aws: ${figures.polls} polls; most live listeners on one target ${figures.listenersLive} (${figures.listenersWorst}); heap ${figures.heapPerPoll.toFixed(0)} +-${figures.heapPerPollError.toFixed(0)} B/poll`,
+  );
   t.equal(result.code, 0, result.stderr);
   t.ok(terminated, 'the spot notice reached the worker as graceful-termination');
   t.ok(samples.length >= 20 && samples.every((s) => s.gc), 'the probe sampled, with a GC it could force');
   t.ok(figures.polls >= 100, `enough polls to tell (${figures.polls})`);
-  t.ok(figures.listenersLive <= LISTENER_LIMIT, `live listeners on one target stay few: ${figures.listenersLive} (${figures.listenersWorst}) after ${figures.polls} polls`);
-  t.ok((figures.anyDependants ?? 0) <= LISTENER_LIMIT, `no long-lived signal keeps a link per request made with AbortSignal.any (${figures.anyDependants ?? 'none'})`);
-  t.same(warnings.map((w) => `${w.name}: ${w.message}`), [], 'no process warnings');
+  t.ok(
+    figures.listenersLive <= LISTENER_LIMIT,
+    `live listeners on one target stay few: ${figures.listenersLive} (${figures.listenersWorst}) after ${figures.polls} polls`,
+  );
+  t.ok(
+    (figures.anyDependants ?? 0) <= LISTENER_LIMIT,
+    `no long-lived signal keeps a link per request made with AbortSignal.any (${figures.anyDependants ?? 'none'})`,
+  );
+  t.same(
+    warnings.map((w) => `${w.name}: ${w.message}`),
+    [],
+    'no process warnings',
+  );
   t.same(nodeWarningLines(result.stderr), [], 'no Node warnings on stderr');
 });
 
 t.test('azure at 2 ms: heap used after GC does not grow with polls', async (t) => {
-  const { result, terminated, samples, warnings, figures } = await soak(t, { provider: 'azure', interval: 0.002, warmUpPolls: 1000, polls: 2500, maxSeconds: 30, sampleMs: 250 });
-  t.comment(`azure: ${figures.polls} polls; heap ${figures.heapPerPoll.toFixed(0)} +-${figures.heapPerPollError.toFixed(0)} B/poll; most live listeners on one target ${figures.listenersLive} (${figures.listenersWorst})`);
+  const { result, terminated, samples, warnings, figures } = await soak(t, {
+    provider: 'azure',
+    interval: 0.002,
+    warmUpPolls: 1000,
+    polls: 2500,
+    maxSeconds: 30,
+    sampleMs: 250,
+  });
+  t.comment(
+    `azure: ${figures.polls} polls; heap ${figures.heapPerPoll.toFixed(0)} +-${figures.heapPerPollError.toFixed(0)} B/poll; most live listeners on one target ${figures.listenersLive} (${figures.listenersWorst})`,
+  );
   t.equal(result.code, 0, result.stderr);
   t.ok(terminated, 'the Preempt notice reached the worker as graceful-termination');
   t.ok(samples.length >= 30 && samples.every((s) => s.gc), 'the probe sampled, with a GC it could force');
@@ -138,9 +190,19 @@ t.test('azure at 2 ms: heap used after GC does not grow with polls', async (t) =
     figures.heapPerPoll < HEAP_PER_POLL_LIMIT,
     `heap used after GC grows ${figures.heapPerPoll.toFixed(0)} +-${figures.heapPerPollError.toFixed(0)} B/poll over ${figures.polls} polls (limit ${HEAP_PER_POLL_LIMIT})`,
   );
-  t.ok(figures.listenersLive <= LISTENER_LIMIT, `live listeners on one target stay few: ${figures.listenersLive} (${figures.listenersWorst})`);
+  t.ok(
+    figures.listenersLive <= LISTENER_LIMIT,
+    `live listeners on one target stay few: ${figures.listenersLive} (${figures.listenersWorst})`,
+  );
   // Node 20 never prunes an input's links to the signals AbortSignal.any made from it
-  t.ok((figures.anyDependants ?? 0) <= LISTENER_LIMIT, `no long-lived signal keeps a link per request made with AbortSignal.any (${figures.anyDependants ?? 'none'})`);
-  t.same(warnings.map((w) => `${w.name}: ${w.message}`), [], 'no process warnings');
+  t.ok(
+    (figures.anyDependants ?? 0) <= LISTENER_LIMIT,
+    `no long-lived signal keeps a link per request made with AbortSignal.any (${figures.anyDependants ?? 'none'})`,
+  );
+  t.same(
+    warnings.map((w) => `${w.name}: ${w.message}`),
+    [],
+    'no process warnings',
+  );
   t.same(nodeWarningLines(result.stderr), [], 'no Node warnings on stderr');
 });

@@ -42,7 +42,11 @@ t.test('the cache is written 0600 at every moment, even with a permissive umask,
   await new Promise((resolve) => setTimeout(resolve, 100)); // let the last watch events arrive
   watcher.close();
   t.ok(seen.length > 0, 'the watcher saw the writes');
-  t.same(seen.filter((s) => s.mode !== 0o600), [], 'every file the watcher saw was 0600');
+  t.same(
+    seen.filter((s) => s.mode !== 0o600),
+    [],
+    'every file the watcher saw was 0600',
+  );
   t.equal(lstatSync(path).mode & 0o777, 0o600);
   t.same(await readStateCache(path), written, 'read back as written, credentials included');
 });
@@ -56,17 +60,23 @@ t.test('a cache others may read is refused and left as it is', async (t) => {
   const path = join(dir, 'cache.json');
   await writeStateCache(path, state());
   chmodSync(path, 0o644);
-  await t.rejects(readStateCache(path), { message: /may be read or changed by group or others \(mode 0644\); refusing to use it/ });
+  await t.rejects(readStateCache(path), {
+    message: /may be read or changed by group or others \(mode 0644\); refusing to use it/,
+  });
   t.equal(lstatSync(path).mode & 0o777, 0o644, 'never loosened or tightened');
 });
 
-t.test('a cache owned by another user is refused', { skip: process.getuid?.() !== 0 ? 'needs root to chown' : false }, async (t) => {
-  const dir = tempDir(t);
-  const path = join(dir, 'cache.json');
-  await writeStateCache(path, state());
-  chownSync(path, 65534, 65534);
-  await t.rejects(readStateCache(path), { message: /is owned by uid 65534, not by this user \(uid 0\)/ });
-});
+t.test(
+  'a cache owned by another user is refused',
+  { skip: process.getuid?.() !== 0 ? 'needs root to chown' : false },
+  async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'cache.json');
+    await writeStateCache(path, state());
+    chownSync(path, 65534, 65534);
+    await t.rejects(readStateCache(path), { message: /is owned by uid 65534, not by this user \(uid 0\)/ });
+  },
+);
 
 t.test('a symbolic link is refused, never followed', async (t) => {
   const dir = tempDir(t);
@@ -80,9 +90,16 @@ t.test('a corrupt or truncated cache is an error naming the file and the way out
   const dir = tempDir(t);
   const path = join(dir, 'cache.json');
   const full = JSON.stringify(state());
-  for (const content of [full.slice(0, full.length / 2), '[]', '{"rootUrl": 5}', JSON.stringify({ ...state(), credentials: undefined })]) {
+  for (const content of [
+    full.slice(0, full.length / 2),
+    '[]',
+    '{"rootUrl": 5}',
+    JSON.stringify({ ...state(), credentials: undefined }),
+  ]) {
     writeFileSync(path, content, { mode: 0o600 });
-    await t.rejects(readStateCache(path), { message: new RegExp(`^state cache ${path} is corrupt or truncated \\(.*\\); delete it to start a fresh run$`) });
+    await t.rejects(readStateCache(path), {
+      message: new RegExp(`^state cache ${path} is corrupt or truncated \\(.*\\); delete it to start a fresh run$`),
+    });
   }
 });
 
@@ -100,5 +117,7 @@ t.test("a cache written by Taskcluster's worker-runner is named as such, not as 
     Files: [],
   };
   writeFileSync(path, JSON.stringify(goState), { mode: 0o600 });
-  await t.rejects(readStateCache(path), { message: `state cache ${path} was written by another runner version (Taskcluster's worker-runner); delete it, and start-worker starts a fresh run` });
+  await t.rejects(readStateCache(path), {
+    message: `state cache ${path} was written by another runner version (Taskcluster's worker-runner); delete it, and start-worker starts a fresh run`,
+  });
 });

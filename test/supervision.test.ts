@@ -24,10 +24,18 @@ interface Recorded {
 
 const ALL = ['error-report', 'graceful-termination', 'log', 'new-credentials', 'shutdown'];
 
-function setup(t: { teardown(fn: () => void): void }, script: Record<string, unknown>, worker: Record<string, unknown> = {}) {
+function setup(
+  t: { teardown(fn: () => void): void },
+  script: Record<string, unknown>,
+  worker: Record<string, unknown> = {},
+) {
   const dir = tempDir(t);
   const record = join(dir, 'record.jsonl');
-  const config = writeConfig(dir, { provider: standaloneProvider(), worker: fakeWorkerSection(worker), getSecrets: false });
+  const config = writeConfig(dir, {
+    provider: standaloneProvider(),
+    worker: fakeWorkerSection(worker),
+    getSecrets: false,
+  });
   const env = { FAKE_WORKER: JSON.stringify(script), FAKE_WORKER_RECORD: record };
   const recorded = () => readJsonLines<Recorded>(record);
   const started = () => waitFor('the worker to start', () => recorded().find((r) => r.event === 'started'));
@@ -57,7 +65,11 @@ t.test('a worker with every capability: logs, error reports and plain lines are 
 });
 
 t.test('a worker with no capabilities: its messages are ignored with a warning; its exit code is ours', async (t) => {
-  const { config, env } = setup(t, { capabilities: [], output: ['~{"type":"log","body":{"textPayload":"dropped"}}'], exitAfterOutput: 3 });
+  const { config, env } = setup(t, {
+    capabilities: [],
+    output: ['~{"type":"log","body":{"textPayload":"dropped"}}'],
+    exitAfterOutput: 3,
+  });
   const result = await runCli([config], { env });
   t.equal(result.code, 3);
   t.match(result.stderr, /worker capabilities: \(none\)/);
@@ -90,26 +102,32 @@ t.test('a worker that floods its log: every message arrives, the last ones too',
   t.match(forwarded.at(-1), /flood message number 20000; n: 20000$/);
 });
 
-t.test('SIGTERM and SIGINT mean stop now: graceful-termination with finish-tasks false reaches the worker, which exits', async (t) => {
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    const { config, env, recorded, started } = setup(t, { capabilities: ALL, onGracefulTermination: { exit: 0 } });
-    const run = startCli([config], { env, t });
-    await started();
-    await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
-    run.child.kill(signal);
-    const result = await run.done;
-    t.equal(result.code, 0, result.stderr);
-    const message = recorded().find((r) => r.message?.['type'] === 'graceful-termination')?.message;
-    t.same(message, { type: 'graceful-termination', 'finish-tasks': false, reason: 'signal' }, signal);
-  }
-});
+t.test(
+  'SIGTERM and SIGINT mean stop now: graceful-termination with finish-tasks false reaches the worker, which exits',
+  async (t) => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const { config, env, recorded, started } = setup(t, { capabilities: ALL, onGracefulTermination: { exit: 0 } });
+      const run = startCli([config], { env, t });
+      await started();
+      await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+      run.child.kill(signal);
+      const result = await run.done;
+      t.equal(result.code, 0, result.stderr);
+      const message = recorded().find((r) => r.message?.['type'] === 'graceful-termination')?.message;
+      t.same(message, { type: 'graceful-termination', 'finish-tasks': false, reason: 'signal' }, signal);
+    }
+  },
+);
 
 t.test('SIGUSR2 drains: finish-tasks true, reason drain; a SIGTERM after it escalates to stop now', async (t) => {
   const { config, env, recorded, started } = setup(t, { capabilities: ALL, onGracefulTermination: 'ignore' });
   const run = startCli([config], { env, t });
   await started();
   await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
-  const terminations = () => recorded().filter((r) => r.message?.['type'] === 'graceful-termination').map((r) => r.message);
+  const terminations = () =>
+    recorded()
+      .filter((r) => r.message?.['type'] === 'graceful-termination')
+      .map((r) => r.message);
   run.child.kill('SIGUSR2');
   await waitFor('the drain message', () => terminations().length === 1);
   run.child.kill('SIGTERM');
@@ -124,25 +142,40 @@ t.test('SIGUSR2 drains: finish-tasks true, reason drain; a SIGTERM after it esca
   t.notMatch(result.stderr, /acts only on its first termination request/, 'no warning for a worker that can escalate');
 });
 
-t.test('a drain, then SIGTERM, to generic-worker: the escalation is sent with a warning that it cannot take effect', async (t) => {
-  const dir = tempDir(t);
-  const record = join(dir, 'record.jsonl');
-  const gw = join(dir, 'generic-worker');
-  writeFileSync(gw, `#!/bin/sh\nexec "${process.execPath}" "${protocolWorkerPath}" "$@"\n`);
-  chmodSync(gw, 0o755);
-  const config = writeConfig(dir, { provider: standaloneProvider(), worker: { implementation: 'generic-worker', path: gw, configPath: join(dir, 'gw.json') }, getSecrets: false });
-  const env = { FAKE_WORKER: JSON.stringify({ capabilities: ALL, onGracefulTermination: 'ignore' }), FAKE_WORKER_RECORD: record };
-  const run = startCli([config], { env, t });
-  await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
-  const terminations = () => readJsonLines<Recorded>(record).filter((r) => r.message?.['type'] === 'graceful-termination');
-  run.child.kill('SIGUSR2');
-  await waitFor('the drain message', () => terminations().length === 1);
-  run.child.kill('SIGTERM');
-  await waitFor('the escalation', () => terminations().length === 2);
-  await waitFor('the warning', () => /warning: the worker acts only on its first termination request: it keeps finishing its tasks, although it should stop now \(reason: signal\)/.test(run.stderr()));
-  run.child.kill('SIGTERM');
-  t.equal((await run.done).code, 137);
-});
+t.test(
+  'a drain, then SIGTERM, to generic-worker: the escalation is sent with a warning that it cannot take effect',
+  async (t) => {
+    const dir = tempDir(t);
+    const record = join(dir, 'record.jsonl');
+    const gw = join(dir, 'generic-worker');
+    writeFileSync(gw, `#!/bin/sh\nexec "${process.execPath}" "${protocolWorkerPath}" "$@"\n`);
+    chmodSync(gw, 0o755);
+    const config = writeConfig(dir, {
+      provider: standaloneProvider(),
+      worker: { implementation: 'generic-worker', path: gw, configPath: join(dir, 'gw.json') },
+      getSecrets: false,
+    });
+    const env = {
+      FAKE_WORKER: JSON.stringify({ capabilities: ALL, onGracefulTermination: 'ignore' }),
+      FAKE_WORKER_RECORD: record,
+    };
+    const run = startCli([config], { env, t });
+    await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+    const terminations = () =>
+      readJsonLines<Recorded>(record).filter((r) => r.message?.['type'] === 'graceful-termination');
+    run.child.kill('SIGUSR2');
+    await waitFor('the drain message', () => terminations().length === 1);
+    run.child.kill('SIGTERM');
+    await waitFor('the escalation', () => terminations().length === 2);
+    await waitFor('the warning', () =>
+      /warning: the worker acts only on its first termination request: it keeps finishing its tasks, although it should stop now \(reason: signal\)/.test(
+        run.stderr(),
+      ),
+    );
+    run.child.kill('SIGTERM');
+    t.equal((await run.done).code, 137);
+  },
+);
 
 t.test('SIGTERM to a worker without graceful-termination: its signal; a second SIGTERM kills the group', async (t) => {
   const { config, env, recorded, started } = setup(t, { capabilities: ['log'], ignoreSigterm: true, spawnChild: true });
@@ -187,33 +220,50 @@ t.test('no orphans: what the worker leaves behind goes with it', async (t) => {
 t.test('protocol: false: stdout is log output and the termination signal is configurable', async (t) => {
   const { config, env, recorded, started } = setup(
     t,
-    { capabilities: null, output: ['~{"type":"log","body":{"textPayload":"looks like protocol"}}'], signals: { SIGUSR2: 5 } },
+    {
+      capabilities: null,
+      output: ['~{"type":"log","body":{"textPayload":"looks like protocol"}}'],
+      signals: { SIGUSR2: 5 },
+    },
     { protocol: false, terminationSignal: 'SIGUSR2' },
   );
   const run = startCli([config], { env, t });
   await started();
   await waitFor('the output', () => run.stderr().includes('looks like protocol'));
-  t.same(recorded().filter((r) => r.event === 'message'), [], 'no welcome was sent');
+  t.same(
+    recorded().filter((r) => r.event === 'message'),
+    [],
+    'no welcome was sent',
+  );
   run.child.kill('SIGINT');
   const result = await run.done;
   t.equal(result.code, 5);
-  t.ok(recorded().some((r) => r.event === 'signal'), 'the worker got SIGUSR2');
+  t.ok(
+    recorded().some((r) => r.event === 'signal'),
+    'the worker got SIGUSR2',
+  );
   t.match(result.stderr, /Z ~\{"type":"log"/, 'the line was logged as it was');
 });
 
-t.test('oom_score_adj of the worker is -1000 when permitted, a warning otherwise', { skip: process.platform !== 'linux' }, async (t) => {
-  const { config, env, started } = setup(t, { capabilities: [] });
-  const run = startCli([config], { env, t });
-  const start = await started();
-  // The runner adjusts the score before it sends welcome, so hello means it is done.
-  await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
-  const adj = readFileSync(`/proc/${start.pid}/oom_score_adj`, 'utf8').trim();
-  run.child.kill('SIGTERM');
-  const result = await run.done;
-  const warned = /could not set oom_score_adj of the worker/.test(result.stderr) || /could not set oom_score_adj of start-worker/.test(result.stderr);
-  if (warned) t.not(adj, '-1000', 'not permitted here (no CAP_SYS_RESOURCE): a warning, and the score is unchanged');
-  else t.equal(adj, '-1000', 'permitted: the worker runs with oom_score_adj -1000');
-});
+t.test(
+  'oom_score_adj of the worker is -1000 when permitted, a warning otherwise',
+  { skip: process.platform !== 'linux' },
+  async (t) => {
+    const { config, env, started } = setup(t, { capabilities: [] });
+    const run = startCli([config], { env, t });
+    const start = await started();
+    // The runner adjusts the score before it sends welcome, so hello means it is done.
+    await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+    const adj = readFileSync(`/proc/${start.pid}/oom_score_adj`, 'utf8').trim();
+    run.child.kill('SIGTERM');
+    const result = await run.done;
+    const warned =
+      /could not set oom_score_adj of the worker/.test(result.stderr) ||
+      /could not set oom_score_adj of start-worker/.test(result.stderr);
+    if (warned) t.not(adj, '-1000', 'not permitted here (no CAP_SYS_RESOURCE): a warning, and the score is unchanged');
+    else t.equal(adj, '-1000', 'permitted: the worker runs with oom_score_adj -1000');
+  },
+);
 
 t.test('a worker that cannot be started is one clear line', async (t) => {
   const dir = tempDir(t);
@@ -227,44 +277,78 @@ t.test('a worker that cannot be started is one clear line', async (t) => {
   t.match(result.stderr, /error: cannot start worker .*missing-binary: .*ENOENT/);
 });
 
-t.test('a worker that asks for shutdown while stopping, on a standalone host (docker-worker on SIGTERM), is stopped', async (t) => {
-  t.test('it exits on the signal that follows', async (t) => {
-    const { config, env, recorded, started } = setup(t, { capabilities: ['log', 'shutdown'], shutdownOnSigterm: 'exit-next' });
-    const run = startCli([config], { env, t });
-    await started();
-    await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
-    run.child.kill('SIGTERM');
-    const result = await run.done;
-    t.equal(result.code, 0, result.stderr);
-    t.equal(recorded().filter((r) => r.event === 'sigterm').length, 2, 'its termination signal, then another after its shutdown request');
-    t.match(result.stderr, /the worker is stopping and asked for shutdown, which this provider does not do; sending it SIGTERM, and SIGKILL if it has not exited within 10s/);
-  });
+t.test(
+  'a worker that asks for shutdown while stopping, on a standalone host (docker-worker on SIGTERM), is stopped',
+  async (t) => {
+    t.test('it exits on the signal that follows', async (t) => {
+      const { config, env, recorded, started } = setup(t, {
+        capabilities: ['log', 'shutdown'],
+        shutdownOnSigterm: 'exit-next',
+      });
+      const run = startCli([config], { env, t });
+      await started();
+      await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+      run.child.kill('SIGTERM');
+      const result = await run.done;
+      t.equal(result.code, 0, result.stderr);
+      t.equal(
+        recorded().filter((r) => r.event === 'sigterm').length,
+        2,
+        'its termination signal, then another after its shutdown request',
+      );
+      t.match(
+        result.stderr,
+        /the worker is stopping and asked for shutdown, which this provider does not do; sending it SIGTERM, and SIGKILL if it has not exited within 10s/,
+      );
+    });
 
-  t.test('one that ignores it is killed after a bounded wait', async (t) => {
-    const { config, env, started } = setup(t, { capabilities: ['log', 'shutdown'], shutdownOnSigterm: 'ignore' });
-    const run = startCli([config], { env, t, timeoutMs: 30_000 });
-    await started();
-    await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
-    const signalledAt = Date.now();
-    run.child.kill('SIGTERM');
-    const result = await run.done;
-    t.equal(result.code, 137, result.stderr);
-    t.ok(Date.now() - signalledAt < 15_000, `stopped within the bound (${Date.now() - signalledAt} ms)`);
-    t.match(result.stderr, /the worker did not exit within 10s of its shutdown request: killing the worker's process group/);
-  });
-});
+    t.test('one that ignores it is killed after a bounded wait', async (t) => {
+      const { config, env, started } = setup(t, { capabilities: ['log', 'shutdown'], shutdownOnSigterm: 'ignore' });
+      const run = startCli([config], { env, t, timeoutMs: 30_000 });
+      await started();
+      await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+      const signalledAt = Date.now();
+      run.child.kill('SIGTERM');
+      const result = await run.done;
+      t.equal(result.code, 137, result.stderr);
+      t.ok(Date.now() - signalledAt < 15_000, `stopped within the bound (${Date.now() - signalledAt} ms)`);
+      t.match(
+        result.stderr,
+        /the worker did not exit within 10s of its shutdown request: killing the worker's process group/,
+      );
+    });
+  },
+);
 
 t.test('a drain during startup reaches the worker once it runs', async (t) => {
   const dir = tempDir(t);
   const record = join(dir, 'record.jsonl');
-  const hook = [process.execPath, join(testBuildDir, 'workers', 'hook-recorder.js'), join(dir, 'hooks.jsonl'), 'sleep', '1500'];
-  const config = writeConfig(dir, { provider: standaloneProvider(), worker: fakeWorkerSection(), getSecrets: false, hooks: { 'pre-start': [hook] } });
-  const env = { FAKE_WORKER: JSON.stringify({ capabilities: ALL, onGracefulTermination: { exit: 0 } }), FAKE_WORKER_RECORD: record };
+  const hook = [
+    process.execPath,
+    join(testBuildDir, 'workers', 'hook-recorder.js'),
+    join(dir, 'hooks.jsonl'),
+    'sleep',
+    '1500',
+  ];
+  const config = writeConfig(dir, {
+    provider: standaloneProvider(),
+    worker: fakeWorkerSection(),
+    getSecrets: false,
+    hooks: { 'pre-start': [hook] },
+  });
+  const env = {
+    FAKE_WORKER: JSON.stringify({ capabilities: ALL, onGracefulTermination: { exit: 0 } }),
+    FAKE_WORKER_RECORD: record,
+  };
   const run = startCli([config], { env, t });
   await waitFor('the pre-start hook', () => run.stderr().includes('hello from the pre-start hook'));
   run.child.kill('SIGUSR2');
   const result = await run.done;
   t.equal(result.code, 0, result.stderr);
   t.match(result.stderr, /received SIGUSR2 during startup; the worker will be asked to finish and exit once it runs/);
-  t.same(readJsonLines<Recorded>(record).find((r) => r.message?.['type'] === 'graceful-termination')?.message, { type: 'graceful-termination', 'finish-tasks': true, reason: 'drain' });
+  t.same(readJsonLines<Recorded>(record).find((r) => r.message?.['type'] === 'graceful-termination')?.message, {
+    type: 'graceful-termination',
+    'finish-tasks': true,
+    reason: 'drain',
+  });
 });

@@ -10,11 +10,20 @@ interface Recorded {
   message?: Record<string, unknown>;
 }
 
-async function startWorker(t: { teardown(fn: () => void): void }, script: Record<string, unknown>, gracePeriodSeconds = 30) {
+async function startWorker(
+  t: { teardown(fn: () => void): void },
+  script: Record<string, unknown>,
+  gracePeriodSeconds = 30,
+) {
   const record = join(tempDir(t), 'record.jsonl');
   const { log } = captureLogger();
   const worker = await spawnWorker(
-    { file: process.execPath, args: [protocolWorkerPath], env: { FAKE_WORKER: JSON.stringify(script), FAKE_WORKER_RECORD: record }, gracePeriodSeconds },
+    {
+      file: process.execPath,
+      args: [protocolWorkerPath],
+      env: { FAKE_WORKER: JSON.stringify(script), FAKE_WORKER_RECORD: record },
+      gracePeriodSeconds,
+    },
     { log },
   );
   t.teardown(() => worker.kill());
@@ -41,7 +50,12 @@ t.test('a first request, then only an escalation from finishing tasks to stoppin
   await worker.exited;
   t.same(terminations(), [
     { type: 'graceful-termination', 'finish-tasks': true, reason: 'signal' },
-    { type: 'graceful-termination', 'finish-tasks': false, reason: 'spot-interruption', deadline: deadline.toISOString() },
+    {
+      type: 'graceful-termination',
+      'finish-tasks': false,
+      reason: 'spot-interruption',
+      deadline: deadline.toISOString(),
+    },
   ]);
 });
 
@@ -65,7 +79,11 @@ t.test('helloWaitMs: at most 5 s, half the grace period, a quarter of the time t
 
 t.test('a worker that never says hello is signalled, and the grace period counts from the signal', async (t) => {
   // grace 4 s: the hello wait is 2 s at most; stopping takes 3 s, inside the grace period only if it counts from the signal
-  const { worker, log, record } = await startWorker(t, { capabilities: null, signals: { SIGTERM: 0 }, stopDelayMs: 3000 }, 4);
+  const { worker, log, record } = await startWorker(
+    t,
+    { capabilities: null, signals: { SIGTERM: 0 }, stopDelayMs: 3000 },
+    4,
+  );
   const controller = new TerminationController(worker, log);
   const requested = Date.now();
   controller.requestTermination({ finishTasks: false, reason: 'spot-interruption' });
@@ -73,6 +91,13 @@ t.test('a worker that never says hello is signalled, and the grace period counts
   const events = readJsonLines<Recorded & { time: number }>(record);
   const signalled = events.find((e) => e.event === 'signal');
   t.ok(signalled, 'the worker got SIGTERM');
-  t.ok(signalled!.time - requested < 3000, `after at most half the grace period, with a second of slack (${signalled!.time - requested} ms)`);
-  t.same(status, { code: 0, signal: null }, 'it stopped on its own, not SIGKILLed, although stopping took most of its grace period');
+  t.ok(
+    signalled!.time - requested < 3000,
+    `after at most half the grace period, with a second of slack (${signalled!.time - requested} ms)`,
+  );
+  t.same(
+    status,
+    { code: 0, signal: null },
+    'it stopped on its own, not SIGKILLed, although stopping took most of its grace period',
+  );
 });

@@ -9,26 +9,112 @@ import { recordingShutdown, runCli, standaloneProvider, STATIC_SECRET, tempDir, 
 /** A CA made for this test, a server certificate for 127.0.0.1, and a client certificate with an encrypted key. */
 function makeCertificates(dir: string) {
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=start-worker test CA');
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=start-worker test CA',
+  );
   writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
-  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext');
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'server.key',
+    '-out',
+    'server.csr',
+    '-subj',
+    '/CN=127.0.0.1',
+  );
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'server.ext',
+  );
   writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  openssl('req', '-newkey', 'rsa:2048', '-passout', 'pass:client-key-passphrase', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=worker');
-  openssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2', '-extfile', 'client.ext');
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-passout',
+    'pass:client-key-passphrase',
+    '-keyout',
+    'client.key',
+    '-out',
+    'client.csr',
+    '-subj',
+    '/CN=worker',
+  );
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'client.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'client.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'client.ext',
+  );
   const read = (name: string) => readFileSync(join(dir, name), 'utf8');
-  return { ca: join(dir, 'ca.pem'), caPem: read('ca.pem'), serverKey: read('server.key'), serverCert: read('server.pem'), clientCert: join(dir, 'client.pem'), clientKey: join(dir, 'client.key') };
+  return {
+    ca: join(dir, 'ca.pem'),
+    caPem: read('ca.pem'),
+    serverKey: read('server.key'),
+    serverCert: read('server.pem'),
+    clientCert: join(dir, 'client.pem'),
+    clientKey: join(dir, 'client.key'),
+  };
 }
 
 async function httpsSetup(t: { teardown(fn: () => void | Promise<void>): void }, requestCert: boolean) {
   const dir = tempDir(t);
   const certs = makeCertificates(dir);
-  const fake = await new FakeTaskcluster({ tls: { key: certs.serverKey, cert: certs.serverCert, ca: certs.caPem, requestCert } }).start();
+  const fake = await new FakeTaskcluster({
+    tls: { key: certs.serverKey, cert: certs.serverCert, ca: certs.caPem, requestCert },
+  }).start();
   t.teardown(() => fake.stop());
   fake.addWorkerPool('proj/tls', 'static-prov');
   fake.addStaticWorker('proj/tls', 'g', 'w', STATIC_SECRET);
   const config = writeConfig(dir, {
-    provider: { providerType: 'static', rootURL: fake.rootUrl, providerID: 'static-prov', workerPoolID: 'proj/tls', workerGroup: 'g', workerID: 'w', staticSecret: STATIC_SECRET },
+    provider: {
+      providerType: 'static',
+      rootURL: fake.rootUrl,
+      providerID: 'static-prov',
+      workerPoolID: 'proj/tls',
+      workerGroup: 'g',
+      workerID: 'w',
+      staticSecret: STATIC_SECRET,
+    },
     worker: { implementation: 'dummy' },
     shutdownCommand: recordingShutdown(dir).command,
     startupRetryWindow: 0,
@@ -60,12 +146,25 @@ t.test('mTLS: a proxy that requires a client certificate; the key passphrase sta
   const { certs, config } = await httpsSetup(t, true);
   const without = await runCli(['--ca-cert', certs.ca, config]);
   t.equal(without.code, 1, 'no client certificate: refused');
-  const withCert = await runCli(['--ca-cert', certs.ca, '--cert', certs.clientCert, '--cert-key', certs.clientKey, config], {
-    env: { START_WORKER_CERT_KEY_PASS: 'client-key-passphrase' },
-  });
+  const withCert = await runCli(
+    ['--ca-cert', certs.ca, '--cert', certs.clientCert, '--cert-key', certs.clientKey, config],
+    {
+      env: { START_WORKER_CERT_KEY_PASS: 'client-key-passphrase' },
+    },
+  );
   t.equal(withCert.code, 0, withCert.stderr);
   t.notMatch(withCert.stderr + withCert.stdout, 'client-key-passphrase');
-  const wrongPass = await runCli(['--ca-cert', certs.ca, '--cert', certs.clientCert, '--cert-key', certs.clientKey, '--cert-key-pass', 'wrong', config]);
+  const wrongPass = await runCli([
+    '--ca-cert',
+    certs.ca,
+    '--cert',
+    certs.clientCert,
+    '--cert-key',
+    certs.clientKey,
+    '--cert-key-pass',
+    'wrong',
+    config,
+  ]);
   t.equal(wrongPass.code, 1);
   const missing = await runCli(['--ca-cert', join(certs.ca, 'nope'), config]);
   t.match(missing.stderr, /--ca-cert .*nope: cannot read it: ENOTDIR/);
@@ -87,7 +186,11 @@ t.test('the TLS settings apply to AWS Secrets Manager too', async (t) => {
     startupRetryWindow: 0,
     secrets: [{ source: 'aws-secrets-manager', secretId: 'over-tls', region: 'us-east-1', endpoint: fake.endpoint }],
   });
-  const env = { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' };
+  const env = {
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
   const untrusted = await runCli([config], { env });
   t.equal(untrusted.code, 1);
   t.equal(fake.calls.length, 0, 'the TLS handshake failed before any request');

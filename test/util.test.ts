@@ -37,21 +37,41 @@ t.test('withRetries: transient failures are retried within the bounds, permanent
 
   calls = 0;
   await t.rejects(
-    withRetries(async () => {
-      calls += 1;
-      throw new Error('permanent');
-    }, { initialDelayMs: 10, isTransient: () => false }),
+    withRetries(
+      async () => {
+        calls += 1;
+        throw new Error('permanent');
+      },
+      { initialDelayMs: 10, isTransient: () => false },
+    ),
     { message: 'permanent' },
   );
   t.equal(calls, 1, 'a permanent failure is not retried');
 
   calls = 0;
-  await t.rejects(withRetries(async () => { calls += 1; throw new Error('always'); }, { initialDelayMs: 10, maxAttempts: 3 }), { message: 'always' });
+  await t.rejects(
+    withRetries(
+      async () => {
+        calls += 1;
+        throw new Error('always');
+      },
+      { initialDelayMs: 10, maxAttempts: 3 },
+    ),
+    { message: 'always' },
+  );
   t.equal(calls, 3, 'at most maxAttempts');
 
   calls = 0;
   const started = Date.now();
-  await t.rejects(withRetries(async () => { calls += 1; throw new Error('until the deadline'); }, { initialDelayMs: 50, deadline: Date.now() + 300 }));
+  await t.rejects(
+    withRetries(
+      async () => {
+        calls += 1;
+        throw new Error('until the deadline');
+      },
+      { initialDelayMs: 50, deadline: Date.now() + 300 },
+    ),
+  );
   t.ok(Date.now() - started < 1000, 'gives up at the deadline');
   t.ok(calls >= 2, 'retried until then');
 });
@@ -95,7 +115,8 @@ t.test('httpRequest leaves no listener on the caller signal, answered, failed or
   });
   t.teardown(() => server.stop());
   const abort = new AbortController();
-  for (let i = 0; i < 50; i++) t.equal((await httpRequest(`${server.url}/`, { timeoutMs: 2000, signal: abort.signal })).body, 'ok');
+  for (let i = 0; i < 50; i++)
+    t.equal((await httpRequest(`${server.url}/`, { timeoutMs: 2000, signal: abort.signal })).body, 'ok');
   await t.rejects(httpRequest(`${server.url}/slow`, { timeoutMs: 50, signal: abort.signal }), /no answer within 0.05s/);
   const closed = await LoopbackServer.start(() => undefined);
   await closed.stop();

@@ -70,17 +70,20 @@ const plugin: WorkerPlugin<CommandConfig> = {
       protocol: {
         type: 'boolean',
         default: true,
-        description: "Whether the worker speaks the protocol on stdin/stdout. When false, its stdout is logged and a stop request is delivered as `terminationSignal`.",
+        description:
+          'Whether the worker speaks the protocol on stdin/stdout. When false, its stdout is logged and a stop request is delivered as `terminationSignal`.',
       },
       terminationSignal: {
-        enum: Object.keys(constants.signals).filter((name) => name !== 'SIGKILL' && name !== 'SIGSTOP').sort(),
+        enum: Object.keys(constants.signals)
+          .filter((name) => name !== 'SIGKILL' && name !== 'SIGSTOP')
+          .sort(),
         default: 'SIGTERM',
         description: 'The signal that asks the worker to stop when it does not accept graceful-termination.',
       },
       passCredentials: {
         enum: ['config', 'env', 'none'],
         description:
-          'Where the worker gets its Taskcluster credentials: `config` (the `taskcluster` object of the config file), `env` (`TASKCLUSTER_CLIENT_ID`, `TASKCLUSTER_ACCESS_TOKEN`, `TASKCLUSTER_CERTIFICATE`, beside `TASKCLUSTER_ROOT_URL`, as the Taskcluster clients\' `fromEnvVars()` read them), or `none`. Default: `config` when `configPath` is set, else `env`.',
+          "Where the worker gets its Taskcluster credentials: `config` (the `taskcluster` object of the config file), `env` (`TASKCLUSTER_CLIENT_ID`, `TASKCLUSTER_ACCESS_TOKEN`, `TASKCLUSTER_CERTIFICATE`, beside `TASKCLUSTER_ROOT_URL`, as the Taskcluster clients' `fromEnvVars()` read them), or `none`. Default: `config` when `configPath` is set, else `env`.",
       },
     },
   },

@@ -30,7 +30,9 @@ async function dockerWorkerCommand(path: string): Promise<{ file: string; args: 
   if (await exists(launcher)) return { file: launcher, args };
   const main = join(path, 'src', 'main.js');
   if (await exists(main)) return { file: 'node', args: [main, ...args] };
-  throw new StartWorkerError(`worker.path: neither ${launcher} (a docker-worker release) nor ${main} (a docker-worker checkout) exists; point worker.path at the docker-worker directory`);
+  throw new StartWorkerError(
+    `worker.path: neither ${launcher} (a docker-worker release) nor ${main} (a docker-worker checkout) exists; point worker.path at the docker-worker directory`,
+  );
 }
 
 const plugin: WorkerPlugin<DockerWorkerConfig> = {
@@ -39,8 +41,16 @@ const plugin: WorkerPlugin<DockerWorkerConfig> = {
     type: 'object',
     required: ['path', 'configPath'],
     properties: {
-      path: { type: 'string', minLength: 1, description: "The docker-worker directory (from the release tarball, or a checkout)." },
-      configPath: { type: 'string', minLength: 1, description: 'Where to write the generated docker-worker config (JSON, mode 0600).' },
+      path: {
+        type: 'string',
+        minLength: 1,
+        description: 'The docker-worker directory (from the release tarball, or a checkout).',
+      },
+      configPath: {
+        type: 'string',
+        minLength: 1,
+        description: 'Where to write the generated docker-worker config (JSON, mode 0600).',
+      },
     },
   },
   usage: `Runs [docker-worker](https://github.com/taskcluster/taskcluster/tree/v99.0.0/workers/docker-worker)

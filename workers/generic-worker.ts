@@ -26,10 +26,27 @@ const plugin: WorkerPlugin<GenericWorkerConfig> = {
     type: 'object',
     required: ['configPath'],
     properties: {
-      path: { type: 'string', minLength: 1, description: 'The generic-worker executable (or a wrapper script that passes its arguments on).' },
-      configPath: { type: 'string', minLength: 1, description: 'Where to write the generated generic-worker config (JSON, mode 0600).' },
-      service: { type: 'string', minLength: 1, description: "Taskcluster's runner starts this Windows service instead of `path`; start-worker does not support Windows, so it is refused." },
-      protocolPipe: { type: 'string', minLength: 1, description: "Taskcluster's runner speaks the protocol on this Windows named pipe; refused, like `service`." },
+      path: {
+        type: 'string',
+        minLength: 1,
+        description: 'The generic-worker executable (or a wrapper script that passes its arguments on).',
+      },
+      configPath: {
+        type: 'string',
+        minLength: 1,
+        description: 'Where to write the generated generic-worker config (JSON, mode 0600).',
+      },
+      service: {
+        type: 'string',
+        minLength: 1,
+        description:
+          "Taskcluster's runner starts this Windows service instead of `path`; start-worker does not support Windows, so it is refused.",
+      },
+      protocolPipe: {
+        type: 'string',
+        minLength: 1,
+        description: "Taskcluster's runner speaks the protocol on this Windows named pipe; refused, like `service`.",
+      },
     },
   },
   usage: `Runs [generic-worker](https://github.com/taskcluster/taskcluster/tree/main/workers/generic-worker)
@@ -71,7 +88,9 @@ start-worker does not support Windows: \`service\` and \`protocolPipe\`
     }
     for (const key of ['service', 'protocolPipe'] as const) {
       if (config[key] !== undefined) {
-        problems.push(`worker.${key}: generic-worker as a Windows service is not supported: start-worker does not support Windows; use worker.path on Linux`);
+        problems.push(
+          `worker.${key}: generic-worker as a Windows service is not supported: start-worker does not support Windows; use worker.path on Linux`,
+        );
       }
     }
     return problems;

@@ -38,25 +38,34 @@ export function metadataEndpointSchema(settings: EndpointSettings, what: string)
 
 /** `provider.metadataEndpoint` or `the environment variable NAME`. */
 export function endpointSource(problem: EndpointProblem): string {
-  return problem.from === 'config' ? 'provider.metadataEndpoint' : `the environment variable ${problem.settings.variable}`;
+  return problem.from === 'config'
+    ? 'provider.metadataEndpoint'
+    : `the environment variable ${problem.settings.variable}`;
 }
 
 export function describeEndpointProblem(problem: EndpointProblem): string {
   const { kind, value, settings } = problem;
   const source = endpointSource(problem);
   if (kind === 'not-a-url') return `${source}: '${value}' is not a URL; use one such as ${settings.default}`;
-  if (kind === 'not-http') return `${source}: '${value}' must be an http:// or https:// URL such as ${settings.default}`;
+  if (kind === 'not-http')
+    return `${source}: '${value}' must be an http:// or https:// URL such as ${settings.default}`;
   return `${source}: '${value}' must not have a query or fragment`;
 }
 
 /** What is wrong with a configured `metadataEndpoint`, for a plugin's check(). */
 export function checkMetadataEndpoint(value: string | undefined, settings: EndpointSettings): string[] {
   const parsed = value === undefined ? undefined : parseEndpoint(value, value, 'config', settings);
-  return parsed === undefined || typeof parsed === 'string' ? [] : [(settings.describe ?? describeEndpointProblem)(parsed)];
+  return parsed === undefined || typeof parsed === 'string'
+    ? []
+    : [(settings.describe ?? describeEndpointProblem)(parsed)];
 }
 
 /** The base URL of the service (scheme, host, port and any path prefix, without a trailing slash). */
-export function resolveMetadataEndpoint(configured: string | undefined, settings: EndpointSettings, env: NodeJS.ProcessEnv = process.env): string {
+export function resolveMetadataEndpoint(
+  configured: string | undefined,
+  settings: EndpointSettings,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   const fromVariable = env[settings.variable];
   const parsed =
     configured !== undefined
@@ -68,7 +77,12 @@ export function resolveMetadataEndpoint(configured: string | undefined, settings
   return parsed;
 }
 
-function parseEndpoint(value: string, address: string, from: EndpointProblem['from'], settings: EndpointSettings): string | EndpointProblem {
+function parseEndpoint(
+  value: string,
+  address: string,
+  from: EndpointProblem['from'],
+  settings: EndpointSettings,
+): string | EndpointProblem {
   let url: URL;
   try {
     url = new URL(address);
@@ -78,6 +92,7 @@ function parseEndpoint(value: string, address: string, from: EndpointProblem['fr
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return { kind: 'not-http', value, from, settings };
   if (url.search !== '' || url.hash !== '') return { kind: 'query-or-fragment', value, from, settings };
   let path = url.pathname.replace(/\/+$/, '');
-  if (settings.apiPrefix !== undefined && path.endsWith(settings.apiPrefix)) path = path.slice(0, -settings.apiPrefix.length);
+  if (settings.apiPrefix !== undefined && path.endsWith(settings.apiPrefix))
+    path = path.slice(0, -settings.apiPrefix.length);
   return `${url.origin}${path}`;
 }

@@ -71,6 +71,9 @@ export function summarizeBody(body: string): string {
   } catch {
     // not JSON: the text itself
   }
-  text = text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+  text = text
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return text.length > SUMMARY_LENGTH ? `${text.slice(0, SUMMARY_LENGTH)}...` : text;
 }

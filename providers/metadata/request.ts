@@ -74,7 +74,14 @@ export class MetadataService {
     const { status } = result;
     if (status >= 200 && status <= 299) return result;
     const transient = status === 429 || status >= 500 || (this.options.transientStatuses ?? []).includes(status);
-    const failure: StatusFailure = { method, path: request.path, url, status, summary: summarizeBody(result.body), transient };
+    const failure: StatusFailure = {
+      method,
+      path: request.path,
+      url,
+      status,
+      summary: summarizeBody(result.body),
+      transient,
+    };
     const message = (this.options.describe ?? describeFailure)(failure);
     if (status === 404) throw new MetadataNotFoundError(message);
     throw transient ? new MetadataTransientError(message, status) : new MetadataPermanentError(message, status);

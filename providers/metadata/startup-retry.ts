@@ -39,11 +39,17 @@ export class StartupRetries {
         initialDelayMs: FIRST_DELAY_MS,
         maxDelayMs: MAX_DELAY_MS,
         isTransient: isTransientMetadataError,
-        onRetry: (err, attempt, delayMs) => log.warn(`${what ? `${what}: ` : ''}${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
+        onRetry: (err, attempt, delayMs) =>
+          log.warn(
+            `${what ? `${what}: ` : ''}${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`,
+          ),
       });
     } catch (err) {
       if (!isTransientMetadataError(err)) throw err;
-      throw new StartWorkerError(`${errorMessage(err)}; gave up after startupRetryWindow (${windowSeconds}s): ${hint}`, { cause: err });
+      throw new StartWorkerError(
+        `${errorMessage(err)}; gave up after startupRetryWindow (${windowSeconds}s): ${hint}`,
+        { cause: err },
+      );
     }
   }
 }

@@ -24,5 +24,12 @@ export function parse(text: string): ParsedUrl {
   // url.parse() keeps a bare trailing '?', which hawk signs; WHATWG drops it.
   const search = url.search !== '' ? url.search : text.split('#')[0]!.endsWith('?') ? '?' : '';
   const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  return { protocol: url.protocol, hostname, port: url.port, pathname: url.pathname, search, path: url.pathname + search };
+  return {
+    protocol: url.protocol,
+    hostname,
+    port: url.port,
+    pathname: url.pathname,
+    search,
+    path: url.pathname + search,
+  };
 }

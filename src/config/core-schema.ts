@@ -13,14 +13,16 @@ export const coreSchema: JsonSchema = {
   properties: {
     provider: {
       type: 'object',
-      description: 'How this worker learns who it is. `providerType` selects a provider; its other keys are described under Providers.',
+      description:
+        'How this worker learns who it is. `providerType` selects a provider; its other keys are described under Providers.',
       required: ['providerType'],
       properties: { providerType: { type: 'string', description: 'The provider to use.' } },
       additionalProperties: true,
     },
     worker: {
       type: 'object',
-      description: 'The worker to run. `implementation` selects a worker implementation; its other keys are described under Worker implementations.',
+      description:
+        'The worker to run. `implementation` selects a worker implementation; its other keys are described under Worker implementations.',
       required: ['implementation'],
       properties: { implementation: { type: 'string', description: 'The worker implementation to use.' } },
       additionalProperties: true,
@@ -77,8 +79,18 @@ export const coreSchema: JsonSchema = {
       description: 'Limits on zip archives among the files from worker-manager and secrets.',
       default: {},
       properties: {
-        maxZipEntries: { type: 'integer', minimum: 1, default: 100000, description: 'The most entries an archive may have.' },
-        maxZipBytes: { type: 'integer', minimum: 1, default: 1073741824, description: 'The most bytes an archive may expand to.' },
+        maxZipEntries: {
+          type: 'integer',
+          minimum: 1,
+          default: 100000,
+          description: 'The most entries an archive may have.',
+        },
+        maxZipBytes: {
+          type: 'integer',
+          minimum: 1,
+          default: 1073741824,
+          description: 'The most bytes an archive may expand to.',
+        },
       },
     },
     hooks: hooksSchema,

@@ -14,7 +14,13 @@ function octal(mode: number): string {
   return `0${(mode & 0o777).toString(8).padStart(3, '0')}`;
 }
 
-function fileKind(stat: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+function fileKind(stat: {
+  isDirectory(): boolean;
+  isFIFO(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+  isSocket(): boolean;
+}): string {
   if (stat.isDirectory()) return 'a directory';
   if (stat.isFIFO()) return 'a FIFO';
   if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
@@ -37,7 +43,8 @@ export async function readPrivateFile(path: string, what: string, tighten: boole
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new StartWorkerError(`${what} ${path}: no such file`);
-    if (code === 'EACCES') throw new StartWorkerError(`${what} ${path}: permission denied; run start-worker as the file's owner`);
+    if (code === 'EACCES')
+      throw new StartWorkerError(`${what} ${path}: permission denied; run start-worker as the file's owner`);
     throw new StartWorkerError(`${what} ${path}: cannot open: ${errorMessage(err)}`);
   }
   try {
@@ -46,10 +53,14 @@ export async function readPrivateFile(path: string, what: string, tighten: boole
       throw new StartWorkerError(`${what} ${path}: is ${fileKind(stat)}; it must be a regular file`);
     }
     if ((stat.mode & 0o400) === 0) {
-      throw new StartWorkerError(`${what} ${path}: its owner cannot read it (mode ${octal(stat.mode)}); run chmod 600 ${path}`);
+      throw new StartWorkerError(
+        `${what} ${path}: its owner cannot read it (mode ${octal(stat.mode)}); run chmod 600 ${path}`,
+      );
     }
     if (stat.size > MAX_CONFIG_BYTES) {
-      throw new StartWorkerError(`${what} ${path}: is ${stat.size} bytes, larger than the limit of ${MAX_CONFIG_BYTES}`);
+      throw new StartWorkerError(
+        `${what} ${path}: is ${stat.size} bytes, larger than the limit of ${MAX_CONFIG_BYTES}`,
+      );
     }
     const warnings: string[] = [];
     if ((stat.mode & 0o077) !== 0) {
@@ -63,9 +74,13 @@ export async function readPrivateFile(path: string, what: string, tighten: boole
             `${what} ${path}: group or others may read it (mode ${mode}) and it cannot be made private (${errorMessage(err)}); run chmod 600 ${path}`,
           );
         }
-        warnings.push(`${what} ${path} was readable by group or others (mode ${mode}); tightened it to ${octal(tightened)}. Create it owner-only in your image.`);
+        warnings.push(
+          `${what} ${path} was readable by group or others (mode ${mode}); tightened it to ${octal(tightened)}. Create it owner-only in your image.`,
+        );
       } else {
-        warnings.push(`${what} ${path} is readable by group or others (mode ${mode}); start-worker will tighten it to owner-only when it runs`);
+        warnings.push(
+          `${what} ${path} is readable by group or others (mode ${mode}); start-worker will tighten it to owner-only when it runs`,
+        );
       }
     }
     const bytes = await handle.readFile();

@@ -25,14 +25,18 @@ async function readSecretFile(path: string, where: string): Promise<string> {
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    throw new StartWorkerError(`${where}: cannot read secret file ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+    throw new StartWorkerError(
+      `${where}: cannot read secret file ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`,
+    );
   }
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new StartWorkerError(`${where}: secret file ${path} is not a regular file`);
     // Refused rather than tightened: the file may not be ours to change.
     if ((stat.mode & 0o077) !== 0) {
-      throw new StartWorkerError(`${where}: secret file ${path} is readable by group or others (mode 0${(stat.mode & 0o777).toString(8)}); make it owner-only (chmod 600)`);
+      throw new StartWorkerError(
+        `${where}: secret file ${path} is readable by group or others (mode 0${(stat.mode & 0o777).toString(8)}); make it owner-only (chmod 600)`,
+      );
     }
     const text = await handle.readFile('utf8');
     return text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
@@ -60,7 +64,8 @@ export async function resolveIndirections(
     const where = formatPath(at);
     if (reference && 'env' in reference) {
       const resolved = env[reference.env];
-      if (resolved === undefined) throw new StartWorkerError(`${where}: environment variable ${reference.env} is not set`);
+      if (resolved === undefined)
+        throw new StartWorkerError(`${where}: environment variable ${reference.env} is not set`);
       secrets.push(resolved);
       sources.push(`${where}: from the environment variable ${reference.env} (a secret; not shown)`);
       return resolved;
@@ -75,7 +80,12 @@ export async function resolveIndirections(
     if (isJsonObject(value)) {
       const result: JsonObject = {};
       for (const [key, item] of Object.entries(value)) {
-        Object.defineProperty(result, key, { value: await visit(item, [...at, key]), enumerable: true, writable: true, configurable: true });
+        Object.defineProperty(result, key, {
+          value: await visit(item, [...at, key]),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       return result;
     }

@@ -49,7 +49,9 @@ function checkJson(value: unknown, source: string): JsonValue {
     for (const item of Object.values(value)) checkJson(item, source);
     return value as JsonValue;
   }
-  throw new StartWorkerError(`${source}: unsupported YAML value (${Object.prototype.toString.call(value)}); use plain strings, numbers, lists and mappings`);
+  throw new StartWorkerError(
+    `${source}: unsupported YAML value (${Object.prototype.toString.call(value)}); use plain strings, numbers, lists and mappings`,
+  );
 }
 
 /** A config that failed validation: every problem, each with its location. */
@@ -101,9 +103,15 @@ export async function loadRunnerConfig(path: string, options: LoadOptions): Prom
   }
   if (isJsonObject(raw)) {
     const plugins = raw['plugins'];
-    if (Array.isArray(plugins) && plugins.every((p) => typeof p === 'string')) await loadPlugins(plugins, path, options.registry);
+    if (Array.isArray(plugins) && plugins.every((p) => typeof p === 'string'))
+      await loadPlugins(plugins, path, options.registry);
     if (raw['provider'] !== undefined) {
-      const resolved = await resolveIndirections(raw['provider'], ['provider'], options.env ?? process.env, dirname(resolve(path)));
+      const resolved = await resolveIndirections(
+        raw['provider'],
+        ['provider'],
+        options.env ?? process.env,
+        dirname(resolve(path)),
+      );
       raw = { ...raw, provider: resolved.value };
       for (const secret of resolved.secrets) options.redactor.add(secret);
       sources.push(...resolved.sources);

@@ -12,7 +12,10 @@ export interface Override {
 /** `a.b=VALUE`, VALUE parsed as a YAML scalar (`true`, `5`, `null`, text); an empty VALUE is an empty string. */
 export function parseOverride(text: string): Override {
   const equals = text.indexOf('=');
-  if (equals <= 0) throw new StartWorkerError(`--override ${JSON.stringify(text)}: expected KEY=VALUE, such as worker.path=/opt/generic-worker`);
+  if (equals <= 0)
+    throw new StartWorkerError(
+      `--override ${JSON.stringify(text)}: expected KEY=VALUE, such as worker.path=/opt/generic-worker`,
+    );
   const path = text.slice(0, equals);
   const raw = text.slice(equals + 1);
   let value: unknown;
@@ -22,7 +25,9 @@ export function parseOverride(text: string): Override {
     throw new StartWorkerError(`--override ${path}: ${errorMessage(err)}`);
   }
   if (typeof value === 'object' && value !== null) {
-    throw new StartWorkerError(`--override ${path}: the value must be a single value (a string, number, boolean or null), not a list or mapping`);
+    throw new StartWorkerError(
+      `--override ${path}: the value must be a single value (a string, number, boolean or null), not a list or mapping`,
+    );
   }
   if (typeof value === 'number' && !Number.isFinite(value)) value = raw;
   return { path, value: value as JsonValue };

@@ -65,7 +65,8 @@ async function check(key: string, schema: JsonSchema, data: JsonObject, path: st
   const errors = validate.errors ?? [];
   // A value matching none of several forms: one line naming the forms, not one per failed branch.
   const alternatives = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
-  const within = (e: ErrorObject, a: ErrorObject) => e !== a && e.schemaPath.startsWith(a.schemaPath.replace(/\/(anyOf|oneOf)$/, '/'));
+  const within = (e: ErrorObject, a: ErrorObject) =>
+    e !== a && e.schemaPath.startsWith(a.schemaPath.replace(/\/(anyOf|oneOf)$/, '/'));
   return errors
     .filter((e) => !alternatives.some((a) => within(e, a)))
     .map((e) => (alternatives.includes(e) ? describeAlternatives(e, schema, path) : describeError(e, path)));
@@ -76,7 +77,10 @@ function describeAlternatives(error: ErrorObject, schema: JsonSchema, prefix: st
     .replace(/^#\//, '')
     .split('/')
     .slice(0, -1)
-    .reduce<unknown>((at, segment) => (at as Record<string, unknown> | undefined)?.[segment.replace(/~1/g, '/').replace(/~0/g, '~')], schema) as JsonSchema | undefined;
+    .reduce<unknown>(
+      (at, segment) => (at as Record<string, unknown> | undefined)?.[segment.replace(/~1/g, '/').replace(/~0/g, '~')],
+      schema,
+    ) as JsonSchema | undefined;
   const path = formatPath([...prefix, ...instanceSegments(error)]) || '(top level)';
   return `${path}: must be ${node?.description ?? 'one of the allowed forms'}`;
 }

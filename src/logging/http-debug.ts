@@ -35,10 +35,13 @@ export function logHttpRequests(log: Logger): void {
     log.debug(`HTTP ${method} ${url}: ${outcome} in ${ms} ms`);
   };
   // the Host header has the port, ClientRequest.host does not
-  const nodeUrl = (request: NodeRequest): string => shown(`${request.protocol ?? 'http:'}//${String(request.getHeader('host') ?? request.host)}`, request.path);
+  const nodeUrl = (request: NodeRequest): string =>
+    shown(`${request.protocol ?? 'http:'}//${String(request.getHeader('host') ?? request.host)}`, request.path);
   const undiciUrl = (request: UndiciRequest): string => shown(request.origin, request.path);
 
-  subscribe('http.client.request.start', (message) => started.set((message as { request: object }).request, Date.now()));
+  subscribe('http.client.request.start', (message) =>
+    started.set((message as { request: object }).request, Date.now()),
+  );
   subscribe('http.client.response.finish', (message) => {
     const { request, response } = message as { request: NodeRequest; response: { statusCode?: number } };
     line(request, request.method, nodeUrl(request), `HTTP ${response.statusCode}`);

@@ -27,7 +27,9 @@ export class JsonDestination implements LogDestination {
   }
 
   writeWorkerStderr(line: string): void {
-    this.out.queue(`${JSON.stringify({ time: timestamp(), level: 'info', source: 'worker', stream: 'stderr', textPayload: line })}\n`);
+    this.out.queue(
+      `${JSON.stringify({ time: timestamp(), level: 'info', source: 'worker', stream: 'stderr', textPayload: line })}\n`,
+    );
   }
 
   flush(): void {

@@ -22,7 +22,10 @@ export function routeProcessWarnings(log: Logger): void {
   process.on('warning', (warning: Error & { code?: string }) => {
     const code = typeof warning.code === 'string' ? ` [${warning.code}]` : '';
     const line = `Node.js ${warning.name}${code}: ${warning.message}`;
-    const known = warning.name === 'DeprecationWarning' && warning.code !== undefined && KNOWN_DEPENDENCY_DEPRECATIONS.has(warning.code);
+    const known =
+      warning.name === 'DeprecationWarning' &&
+      warning.code !== undefined &&
+      KNOWN_DEPENDENCY_DEPRECATIONS.has(warning.code);
     if (known) log.debug(`${line} (from a dependency; harmless)`);
     else log.warn(line);
     if (log.isEnabled('debug') && warning.stack) log.debug(warning.stack);

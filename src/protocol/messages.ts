@@ -17,13 +17,7 @@ export function isCapability(value: unknown): value is Capability {
 
 /** Why the runner asks the worker to stop (our addition to graceful-termination). */
 export type TerminationReason =
-  | 'spot-interruption'
-  | 'preemption'
-  | 'maintenance'
-  | 'credentials-expiring'
-  | 'signal'
-  | 'drain'
-  | 'rebalance';
+  'spot-interruption' | 'preemption' | 'maintenance' | 'credentials-expiring' | 'signal' | 'drain' | 'rebalance';
 
 export interface TerminationRequest {
   /** True: finish running tasks first. False: stop now. */

@@ -66,7 +66,9 @@ export class WorkerProtocol {
       maxLineBytes,
       (line) => this.receiveLine(line),
       (bytes) =>
-        this.log.warn(`worker wrote a line of ${bytes} bytes, longer than the limit of ${maxLineBytes} (worker.maxLineBytes); dropped it`),
+        this.log.warn(
+          `worker wrote a line of ${bytes} bytes, longer than the limit of ${maxLineBytes} (worker.maxLineBytes); dropped it`,
+        ),
     );
     this.toWorker?.on('error', (err) => {
       // The worker closed its stdin or exited: nothing more can be sent.
@@ -160,9 +162,15 @@ export class WorkerProtocol {
 
   private parseMessage(line: string): { type: string; object: JsonObject; json: string } | undefined {
     // the common case, a line as a worker writes it, needs no trimming
-    const text = line.charCodeAt(0) === 0x7e /* ~ */ && line.charCodeAt(line.length - 1) === 0x7d /* } */ ? line : line.trim();
-    if (text.charCodeAt(0) !== 0x7e || text.charCodeAt(1) !== 0x7b /* { */ || text.charCodeAt(text.length - 1) !== 0x7d) {
-      if (text.charCodeAt(0) === 0x7e) this.log.debug('worker wrote a line starting with ~ that is not of the form ~{...}; logged it as text');
+    const text =
+      line.charCodeAt(0) === 0x7e /* ~ */ && line.charCodeAt(line.length - 1) === 0x7d /* } */ ? line : line.trim();
+    if (
+      text.charCodeAt(0) !== 0x7e ||
+      text.charCodeAt(1) !== 0x7b /* { */ ||
+      text.charCodeAt(text.length - 1) !== 0x7d
+    ) {
+      if (text.charCodeAt(0) === 0x7e)
+        this.log.debug('worker wrote a line starting with ~ that is not of the form ~{...}; logged it as text');
       return undefined;
     }
     const json = text.slice(1);

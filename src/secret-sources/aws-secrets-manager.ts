@@ -39,12 +39,21 @@ function describeFailure(err: unknown, secretId: string): SecretSourceError {
   const what = `AWS Secrets Manager secret '${secretId}'`;
   if (name === 'ResourceNotFoundException') return new SecretSourceError(`${what} does not exist`, false);
   if (name === 'AccessDeniedException' || status === 403) {
-    return new SecretSourceError(`${what}: access denied; grant secretsmanager:GetSecretValue on it to the instance's role`, false);
+    return new SecretSourceError(
+      `${what}: access denied; grant secretsmanager:GetSecretValue on it to the instance's role`,
+      false,
+    );
   }
-  if (name === 'CredentialsProviderError') return new SecretSourceError(`${what}: no AWS credentials found (${message})`, false);
+  if (name === 'CredentialsProviderError')
+    return new SecretSourceError(`${what}: no AWS credentials found (${message})`, false);
   const transient = status === undefined || status >= 500 || name === 'TimeoutError' || name === 'ThrottlingException';
-  const retryAfterMs = status === 503 || status === 429 ? parseRetryAfter($response?.headers?.['retry-after']) : undefined;
-  return new SecretSourceError(`${what}: ${name}${status ? ` (HTTP ${status})` : ''}: ${message}`, transient, retryAfterMs);
+  const retryAfterMs =
+    status === 503 || status === 429 ? parseRetryAfter($response?.headers?.['retry-after']) : undefined;
+  return new SecretSourceError(
+    `${what}: ${name}${status ? ` (HTTP ${status})` : ''}: ${message}`,
+    transient,
+    retryAfterMs,
+  );
 }
 
 /**
@@ -56,7 +65,9 @@ export async function readAwsSecret(
   source: SecretSourceConfig,
   options: { region: string | undefined; requestTimeoutMs: number; tls: AgentOptions | undefined },
 ): Promise<JsonValue | undefined> {
-  const { SecretsManagerClient, GetSecretValueCommand } = await importCommonJs(() => import('@aws-sdk/client-secrets-manager'));
+  const { SecretsManagerClient, GetSecretValueCommand } = await importCommonJs(
+    () => import('@aws-sdk/client-secrets-manager'),
+  );
   const region = source.region ?? options.region;
   const client = new SecretsManagerClient({
     ...(region !== undefined ? { region } : {}),
@@ -77,19 +88,28 @@ export async function readAwsSecret(
     const failure = describeFailure(err, source.secretId);
     if ((err as AwsError).name === 'ResourceNotFoundException' && source.optional) return undefined;
     if (/region is missing/i.test((err as AwsError).message ?? '')) {
-      throw new SecretSourceError(`AWS Secrets Manager secret '${source.secretId}': no region; set secrets[].region or AWS_REGION`, false);
+      throw new SecretSourceError(
+        `AWS Secrets Manager secret '${source.secretId}': no region; set secrets[].region or AWS_REGION`,
+        false,
+      );
     }
     throw failure;
   } finally {
     client.destroy();
   }
   if (secretString === undefined) {
-    throw new SecretSourceError(`AWS Secrets Manager secret '${source.secretId}' has no SecretString (binary secrets are not supported)`, false);
+    throw new SecretSourceError(
+      `AWS Secrets Manager secret '${source.secretId}' has no SecretString (binary secrets are not supported)`,
+      false,
+    );
   }
   try {
     // YAML is a superset of JSON, so this reads both.
     return parse(secretString) as JsonValue;
   } catch {
-    throw new SecretSourceError(`AWS Secrets Manager secret '${source.secretId}': its content is neither JSON nor YAML`, false);
+    throw new SecretSourceError(
+      `AWS Secrets Manager secret '${source.secretId}': its content is neither JSON nor YAML`,
+      false,
+    );
   }
 }

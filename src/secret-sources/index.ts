@@ -13,15 +13,28 @@ export interface SecretSourceSettings extends CallSettings {
 }
 
 /** Read every source at once; the secrets found, in their configured order. */
-export async function readSecretSources(sources: SecretSourceConfig[], settings: SecretSourceSettings, log: Logger): Promise<SecretRead[]> {
+export async function readSecretSources(
+  sources: SecretSourceConfig[],
+  settings: SecretSourceSettings,
+  log: Logger,
+): Promise<SecretRead[]> {
   const reads = await settledInOrder(
     sources.map(async (source): Promise<SecretRead | undefined> => {
-      const value = await withRetries(() => readAwsSecret(source, { region: settings.awsRegion, requestTimeoutMs: settings.requestTimeoutMs, tls: settings.tls }), {
-        ...SHARED_SERVICE_BACKOFF,
-        deadline: Date.now() + settings.startupRetryWindowMs,
-        isTransient: (err) => err instanceof SecretSourceError && err.transient,
-        onRetry: (err, attempt, delayMs) => log.warn(`${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
-      });
+      const value = await withRetries(
+        () =>
+          readAwsSecret(source, {
+            region: settings.awsRegion,
+            requestTimeoutMs: settings.requestTimeoutMs,
+            tls: settings.tls,
+          }),
+        {
+          ...SHARED_SERVICE_BACKOFF,
+          deadline: Date.now() + settings.startupRetryWindowMs,
+          isTransient: (err) => err instanceof SecretSourceError && err.transient,
+          onRetry: (err, attempt, delayMs) =>
+            log.warn(`${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
+        },
+      );
       if (value !== undefined) return { source: `AWS Secrets Manager secret '${source.secretId}'`, value };
       log.warn(`AWS Secrets Manager secret '${source.secretId}' does not exist; it is optional, continuing without it`);
       return undefined;

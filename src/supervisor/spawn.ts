@@ -29,7 +29,12 @@ export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): 
       // the group is already gone
     }
   };
-  const protocol = new WorkerProtocol({ log, toWorker: subprocess.stdin, maxLineBytes: options.maxLineBytes, speaksProtocol: launch.protocol ?? true });
+  const protocol = new WorkerProtocol({
+    log,
+    toWorker: subprocess.stdin,
+    maxLineBytes: options.maxLineBytes,
+    speaksProtocol: launch.protocol ?? true,
+  });
   const outputDone = wireOutput(subprocess, protocol, options);
   const exited = awaitExit(subprocess, outputDone, killGroup, log);
 
@@ -58,7 +63,9 @@ function startProcess(execa: typeof import('execa').execa, launch: WorkerLaunch,
   for (const name of launch.removeEnv ?? []) delete inherited[name];
   const environment = { ...inherited, ...launch.env };
   // values are not shown: any of them may be a credential
-  log.debug(`spawning ${JSON.stringify([launch.file, ...launch.args])}${launch.cwd ? ` in ${launch.cwd}` : ''}; environment: ${Object.keys(environment).sort().join(' ')}`);
+  log.debug(
+    `spawning ${JSON.stringify([launch.file, ...launch.args])}${launch.cwd ? ` in ${launch.cwd}` : ''}; environment: ${Object.keys(environment).sort().join(' ')}`,
+  );
   return execa(launch.file, launch.args, {
     env: environment,
     extendEnv: false,
@@ -117,13 +124,24 @@ function wireOutput(subprocess: ChildWorker, protocol: WorkerProtocol, options: 
  * output open gets a few seconds. Whatever the worker left in its group is
  * killed, and so is the group if the runner itself goes away.
  */
-async function awaitExit(subprocess: ChildWorker, outputDone: Promise<void>, killGroup: () => void, log: Logger): Promise<WorkerExit> {
+async function awaitExit(
+  subprocess: ChildWorker,
+  outputDone: Promise<void>,
+  killGroup: () => void,
+  log: Logger,
+): Promise<WorkerExit> {
   process.once('exit', killGroup);
-  const status = await new Promise<WorkerExit>((resolve) => subprocess.once('exit', (code, signal) => resolve({ code, signal })));
+  const status = await new Promise<WorkerExit>((resolve) =>
+    subprocess.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   let timer: NodeJS.Timeout | undefined;
-  const drained = await Promise.race([outputDone.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), OUTPUT_DRAIN_MS)))]);
+  const drained = await Promise.race([
+    outputDone.then(() => true),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), OUTPUT_DRAIN_MS))),
+  ]);
   clearTimeout(timer);
-  if (!drained) log.warn('worker exited but something it started still holds its output open; killing its process group');
+  if (!drained)
+    log.warn('worker exited but something it started still holds its output open; killing its process group');
   killGroup();
   await outputDone;
   process.removeListener('exit', killGroup);
@@ -144,7 +162,9 @@ async function setOomScoreAdj(pid: number, log: Logger): Promise<void> {
       await writeFile(`/proc/${target}/oom_score_adj`, '-1000');
       if (target === 'self') runnerOomAdjusted = true;
     } catch (err) {
-      log.warn(`could not set oom_score_adj of ${target === 'self' ? 'start-worker' : 'the worker'} to -1000 (${errorMessage(err)}); the OOM killer may choose it over a task`);
+      log.warn(
+        `could not set oom_score_adj of ${target === 'self' ? 'start-worker' : 'the worker'} to -1000 (${errorMessage(err)}); the OOM killer may choose it over a task`,
+      );
       return;
     }
   }

@@ -20,7 +20,11 @@ export const DRAIN_SIGNAL = 'SIGUSR2';
  */
 const SHUTDOWN_STOP_WAIT_MS = 10_000;
 
-export function helloWaitMs(gracePeriodSeconds: number | undefined, deadline: Date | undefined, now = Date.now()): number {
+export function helloWaitMs(
+  gracePeriodSeconds: number | undefined,
+  deadline: Date | undefined,
+  now = Date.now(),
+): number {
   let wait = HELLO_WAIT_MS;
   if (gracePeriodSeconds !== undefined) wait = Math.min(wait, (gracePeriodSeconds * 1000) / 2);
   if (deadline !== undefined) wait = Math.min(wait, (deadline.getTime() - now) / 4);
@@ -70,9 +74,14 @@ export class TerminationController {
   shutdownNotPossible(): void {
     if (!this.requested || this.finished || this.shutdownTimer !== undefined) return;
     const seconds = SHUTDOWN_STOP_WAIT_MS / 1000;
-    this.log.info(`the worker is stopping and asked for shutdown, which this provider does not do; sending it ${this.worker.terminationSignal}, and SIGKILL if it has not exited within ${seconds}s`);
+    this.log.info(
+      `the worker is stopping and asked for shutdown, which this provider does not do; sending it ${this.worker.terminationSignal}, and SIGKILL if it has not exited within ${seconds}s`,
+    );
     this.worker.signal(this.worker.terminationSignal);
-    this.shutdownTimer = setTimeout(() => this.forceKill(`the worker did not exit within ${seconds}s of its shutdown request`), SHUTDOWN_STOP_WAIT_MS);
+    this.shutdownTimer = setTimeout(
+      () => this.forceKill(`the worker did not exit within ${seconds}s of its shutdown request`),
+      SHUTDOWN_STOP_WAIT_MS,
+    );
   }
 
   /**
@@ -121,7 +130,9 @@ export class TerminationController {
       await Promise.race([
         protocol.initialized,
         this.worker.exited,
-        new Promise((resolve) => (timer = setTimeout(resolve, helloWaitMs(this.worker.gracePeriodSeconds, request.deadline)))),
+        new Promise(
+          (resolve) => (timer = setTimeout(resolve, helloWaitMs(this.worker.gracePeriodSeconds, request.deadline))),
+        ),
       ]);
       clearTimeout(timer);
     }
@@ -150,7 +161,9 @@ export class TerminationController {
     } else if (!this.signalled) {
       this.signalled = true;
       this.onNotice(request);
-      this.log.info(`worker does not accept graceful-termination; sending it ${this.worker.terminationSignal} (reason: ${request.reason})`);
+      this.log.info(
+        `worker does not accept graceful-termination; sending it ${this.worker.terminationSignal} (reason: ${request.reason})`,
+      );
       this.worker.signal(this.worker.terminationSignal);
       this.startGracePeriod();
     }
@@ -159,7 +172,10 @@ export class TerminationController {
   private startGracePeriod(): void {
     const seconds = this.worker.gracePeriodSeconds;
     if (this.graceTimer !== undefined || seconds === undefined) return;
-    this.graceTimer = setTimeout(() => this.forceKill(`the worker did not stop within its grace period of ${seconds}s`), seconds * 1000);
+    this.graceTimer = setTimeout(
+      () => this.forceKill(`the worker did not stop within its grace period of ${seconds}s`),
+      seconds * 1000,
+    );
     this.graceTimer.unref();
   }
 

@@ -41,7 +41,10 @@ export function isTransient(err: unknown): boolean {
 
 /** Just the service's message: Taskcluster appends request details after a `---` line. */
 function serviceMessage(err: unknown): string {
-  const text = errorMessage(err).split(/\n-{3,}/)[0]!.replace(/\s+/g, ' ').trim();
+  const text = errorMessage(err)
+    .split(/\n-{3,}/)[0]!
+    .replace(/\s+/g, ' ')
+    .trim();
   return text.length > 500 ? `${text.slice(0, 500)}...` : text;
 }
 
@@ -57,9 +60,15 @@ export async function call<T>(description: string, operation: () => Promise<T>):
     const transient = status === undefined || status >= 500 || status === 429;
     const what = status !== undefined ? `HTTP ${status}` : typeof code === 'string' ? code : 'no response';
     // RFC 9110 gives Retry-After its meaning on 503 and 429
-    const retryAfterMs = status === 503 || status === 429 ? parseRetryAfter(response.retryAfter, response.receivedAt) : undefined;
+    const retryAfterMs =
+      status === 503 || status === 429 ? parseRetryAfter(response.retryAfter, response.receivedAt) : undefined;
     const asked = retryAfterMs !== undefined ? `; Retry-After ${response.retryAfter!.trim()}` : '';
-    throw new TaskclusterCallError(`${description} failed (${what}${asked}): ${serviceMessage(err)}`, status, transient, retryAfterMs);
+    throw new TaskclusterCallError(
+      `${description} failed (${what}${asked}): ${serviceMessage(err)}`,
+      status,
+      transient,
+      retryAfterMs,
+    );
   }
 }
 
@@ -93,7 +102,11 @@ function library(tls: AgentOptions | undefined) {
 }
 
 async function loadLibrary(tls: AgentOptions | undefined) {
-  const [{ default: taskcluster }, http, https] = await Promise.all([import('taskcluster-client'), import('node:http'), import('node:https')]);
+  const [{ default: taskcluster }, http, https] = await Promise.all([
+    import('taskcluster-client'),
+    import('node:http'),
+    import('node:https'),
+  ]);
   // One socket per host: a second request waits for the warm connection
   // (one round trip) rather than opening another (a TCP and a TLS handshake).
   taskcluster.agents.http = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -126,10 +139,18 @@ function parseIssuedCredentials(response: unknown, endpoint: string): IssuedCred
     typeof body['expires'] !== 'string' ||
     typeof body['secret'] !== 'string'
   ) {
-    throw new TaskclusterCallError(`${endpoint} returned a response without credentials, expires and secret`, undefined, false);
+    throw new TaskclusterCallError(
+      `${endpoint} returned a response without credentials, expires and secret`,
+      undefined,
+      false,
+    );
   }
   if (Number.isNaN(Date.parse(body['expires']))) {
-    throw new TaskclusterCallError(`${endpoint} returned an expires that is not a time: '${body['expires'].slice(0, 40)}'`, undefined, false);
+    throw new TaskclusterCallError(
+      `${endpoint} returned an expires that is not a time: '${body['expires'].slice(0, 40)}'`,
+      undefined,
+      false,
+    );
   }
   const certificate = credentials['certificate'];
   return {
@@ -166,13 +187,22 @@ export async function reregisterWorkerCall(target: ClientTarget, payload: JsonOb
   return parseIssuedCredentials(response, 'reregisterWorker');
 }
 
-export async function removeWorkerCall(target: ClientTarget, workerPoolId: string, workerGroup: string, workerId: string): Promise<void> {
+export async function removeWorkerCall(
+  target: ClientTarget,
+  workerPoolId: string,
+  workerGroup: string,
+  workerId: string,
+): Promise<void> {
   const { WorkerManager } = await library(target.tls);
   const client = new WorkerManager(clientOptions(target));
   await call('worker-manager removeWorker', () => client.removeWorker(workerPoolId, workerGroup, workerId));
 }
 
-export async function reportWorkerErrorCall(target: ClientTarget, workerPoolId: string, payload: JsonObject): Promise<void> {
+export async function reportWorkerErrorCall(
+  target: ClientTarget,
+  workerPoolId: string,
+  payload: JsonObject,
+): Promise<void> {
   const { WorkerManager } = await library(target.tls);
   const client = new WorkerManager(clientOptions(target));
   await call('worker-manager reportWorkerError', () => client.reportWorkerError(workerPoolId, payload));

@@ -67,7 +67,12 @@ export class ErrorReporter {
     const payload: JsonObject = { workerGroup: state.workerGroup, workerId: state.workerId, ...report };
     try {
       await withRetries(
-        () => reportWorkerErrorCall({ ...this.settings, rootUrl: state.rootUrl, credentials: state.credentials }, state.workerPoolId, payload),
+        () =>
+          reportWorkerErrorCall(
+            { ...this.settings, rootUrl: state.rootUrl, credentials: state.credentials },
+            state.workerPoolId,
+            payload,
+          ),
         { ...SHARED_SERVICE_BACKOFF, maxAttempts: 4, isTransient },
       );
       this.log.info(`reported the error to worker-manager: ${report.title}`);

@@ -14,13 +14,15 @@ const STATIC_SECRET = /^[a-zA-Z0-9_-]{44}$/;
 /** `where: problem`, or undefined when the value is fine. */
 export function identifierProblem(value: string, where: string): string | undefined {
   if (IDENTIFIER.test(value)) return undefined;
-  if (value.length > 38) return `${where}: at most 38 characters, as worker-manager requires (this one has ${value.length})`;
+  if (value.length > 38)
+    return `${where}: at most 38 characters, as worker-manager requires (this one has ${value.length})`;
   return `${where}: only letters, digits, '-' and '_', as worker-manager requires ('${value}' has others)`;
 }
 
 export function workerPoolIdProblem(value: string, where: string): string | undefined {
   const slash = value.indexOf('/');
-  if (slash === -1) return `${where}: must be <provisionerId>/<workerType>, such as proj-releng/linux-large ('${value}' has no '/')`;
+  if (slash === -1)
+    return `${where}: must be <provisionerId>/<workerType>, such as proj-releng/linux-large ('${value}' has no '/')`;
   const provisioner = identifierProblem(value.slice(0, slash), `${where} (the provisionerId before the '/')`);
   if (provisioner !== undefined) return provisioner;
   const workerType = value.slice(slash + 1);
@@ -33,6 +35,7 @@ export function workerPoolIdProblem(value: string, where: string): string | unde
 /** The problem with a static secret, never quoting it. */
 export function staticSecretProblem(value: string, where: string): string | undefined {
   if (STATIC_SECRET.test(value)) return undefined;
-  if (value.length !== 44) return `${where}: worker-manager requires 44 characters (two slugids, e.g. from \`slugid v4\` twice); this one has ${value.length}`;
+  if (value.length !== 44)
+    return `${where}: worker-manager requires 44 characters (two slugids, e.g. from \`slugid v4\` twice); this one has ${value.length}`;
   return `${where}: worker-manager requires only letters, digits, '-' and '_' (two slugids); this one has other characters`;
 }

@@ -29,7 +29,8 @@ export function parseProviderWorkerConfig(
   const nested = workerConfig[key];
   if (keys.length === 1 && keys[0] === key && isJsonObject(nested)) {
     const { config = {}, files = [] } = nested;
-    if (!isJsonObject(config)) throw new StartWorkerError(`worker-manager's workerConfig.${key}.config must be an object`);
+    if (!isJsonObject(config))
+      throw new StartWorkerError(`worker-manager's workerConfig.${key}.config must be an object`);
     if (!Array.isArray(files) || !files.every(isJsonObject)) {
       throw new StartWorkerError(`worker-manager's workerConfig.${key}.files must be a list of file descriptions`);
     }

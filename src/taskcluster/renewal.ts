@@ -71,7 +71,9 @@ export class CredentialRenewal {
     for (;;) {
       const expires = Date.parse(state.credentialsExpire!);
       const renewAt = Date.now() + renewalDelayMs(expires - Date.now());
-      log.info(`credentials expire at ${new Date(expires).toISOString()}; renewing at ${new Date(renewAt).toISOString()}`);
+      log.info(
+        `credentials expire at ${new Date(expires).toISOString()}; renewing at ${new Date(renewAt).toISOString()}`,
+      );
       if (!(await sleepUntil(renewAt, this.abort.signal))) return;
       if (!(await this.renew(expires))) return;
     }
@@ -98,7 +100,11 @@ export class CredentialRenewal {
     const { state, protocol, termination, settings, log } = this.options;
     const stopWorker = (why: string): false => {
       log.warn(`${why}; asking the worker to stop before its credentials expire`);
-      termination.requestTermination({ finishTasks: false, reason: 'credentials-expiring', deadline: new Date(expires) });
+      termination.requestTermination({
+        finishTasks: false,
+        reason: 'credentials-expiring',
+        deadline: new Date(expires),
+      });
       return false;
     };
     const deadline = expires - renewalSafetyMarginMs(expires - Date.now());
@@ -115,14 +121,27 @@ export class CredentialRenewal {
         () =>
           reregisterWorkerCall(
             // never let one attempt run past the deadline
-            { ...settings, requestTimeoutMs: Math.max(1000, Math.min(settings.requestTimeoutMs, deadline - Date.now())), rootUrl: state.rootUrl, credentials: state.credentials },
-            { workerPoolId: state.workerPoolId, workerGroup: state.workerGroup, workerId: state.workerId, secret: state.registrationSecret ?? '' },
+            {
+              ...settings,
+              requestTimeoutMs: Math.max(1000, Math.min(settings.requestTimeoutMs, deadline - Date.now())),
+              rootUrl: state.rootUrl,
+              credentials: state.credentials,
+            },
+            {
+              workerPoolId: state.workerPoolId,
+              workerGroup: state.workerGroup,
+              workerId: state.workerId,
+              secret: state.registrationSecret ?? '',
+            },
           ),
         {
           ...SHARED_SERVICE_BACKOFF,
           deadline,
           isTransient,
-          onRetry: (err, attempt, delayMs) => log.warn(`renewing credentials: ${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
+          onRetry: (err, attempt, delayMs) =>
+            log.warn(
+              `renewing credentials: ${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`,
+            ),
         },
       );
     } catch (err) {

@@ -29,7 +29,10 @@ function watchResponses(): void {
     if (call !== undefined) callOfRequest.set((message as { request: object }).request, call);
   });
   subscribe('http.client.response.finish', (message) => {
-    const { request, response } = message as { request: object; response: { headers: Record<string, string | string[] | undefined> } };
+    const { request, response } = message as {
+      request: object;
+      response: { headers: Record<string, string | string[] | undefined> };
+    };
     const call = callOfRequest.get(request);
     if (call === undefined) return;
     const header = response.headers['retry-after'];

@@ -12,7 +12,11 @@ import { withStartupRetries } from './startup-retry.js';
  * `worker-pool:<pool>` (404 and 410 are fine, with a warning) at once; the
  * secrets found, in that order (the later one wins on merge).
  */
-export async function readTaskclusterSecrets(state: RunState, settings: CallSettings, log: Logger): Promise<SecretRead[]> {
+export async function readTaskclusterSecrets(
+  state: RunState,
+  settings: CallSettings,
+  log: Logger,
+): Promise<SecretRead[]> {
   const target = { ...settings, rootUrl: state.rootUrl, credentials: state.credentials };
   const sources = [
     { name: `worker-type:${state.workerPoolId}`, absent: [404, 403] },
@@ -21,7 +25,10 @@ export async function readTaskclusterSecrets(state: RunState, settings: CallSett
   const reads = await settledInOrder(
     sources.map(async ({ name, absent }): Promise<SecretRead | undefined> => {
       try {
-        return { source: `secret ${name}`, value: await withStartupRetries(`reading secret ${name}`, settings, log, () => getSecretCall(target, name)) };
+        return {
+          source: `secret ${name}`,
+          value: await withStartupRetries(`reading secret ${name}`, settings, log, () => getSecretCall(target, name)),
+        };
       } catch (err) {
         if (err instanceof TaskclusterCallError && err.statusCode !== undefined && absent.includes(err.statusCode)) {
           if (err.statusCode === 410) log.warn(`secret ${name} has expired; ignoring it`);

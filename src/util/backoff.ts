@@ -61,7 +61,11 @@ const DEFAULT_CAP_MS = 30_000;
 const DEFAULT_MAX_RETRY_AFTER_MS = 5 * 60_000;
 
 /** The settings for calls to a service the whole fleet shares (Taskcluster, AWS Secrets Manager). */
-export const SHARED_SERVICE_BACKOFF = { jitter: 'full', initialDelayMs: DEFAULT_BASE_MS, maxDelayMs: DEFAULT_CAP_MS } as const satisfies RetryPolicy;
+export const SHARED_SERVICE_BACKOFF = {
+  jitter: 'full',
+  initialDelayMs: DEFAULT_BASE_MS,
+  maxDelayMs: DEFAULT_CAP_MS,
+} as const satisfies RetryPolicy;
 
 /**
  * Wait `ms`, or less when `signal` aborts. The abort listener is removed
@@ -95,13 +99,23 @@ export function backoffCeiling(attempt: number, initialDelayMs: number, maxDelay
  * with "equal jitter" (between half and all of it). For a machine's own
  * services (metadata, polling), where no fleet competes.
  */
-export function backoffDelay(attempt: number, initialDelayMs: number, maxDelayMs: number, random = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  initialDelayMs: number,
+  maxDelayMs: number,
+  random = Math.random,
+): number {
   const exponential = backoffCeiling(attempt, initialDelayMs, maxDelayMs);
   return Math.round(exponential / 2 + random() * (exponential / 2));
 }
 
 /** "Full jitter": the delay before retry `attempt` uniform in [0, ceiling]. */
-export function fullJitterDelay(attempt: number, initialDelayMs: number, maxDelayMs: number, random = Math.random): number {
+export function fullJitterDelay(
+  attempt: number,
+  initialDelayMs: number,
+  maxDelayMs: number,
+  random = Math.random,
+): number {
   return Math.round(random() * backoffCeiling(attempt, initialDelayMs, maxDelayMs));
 }
 
@@ -110,8 +124,17 @@ export function fullJitterDelay(attempt: number, initialDelayMs: number, maxDela
  * `retryAfterMs`: that, plus a spread uniform in
  * [0, min(cap, max(base * 2^(attempt-1), retryAfter * 2^(attempt+1)))].
  */
-export function retryAfterDelay(retryAfterMs: number, attempt: number, initialDelayMs: number, maxDelayMs: number, random = Math.random): number {
-  const spread = Math.min(maxDelayMs, Math.max(backoffCeiling(attempt, initialDelayMs, maxDelayMs), retryAfterMs * 2 ** (attempt + 1)));
+export function retryAfterDelay(
+  retryAfterMs: number,
+  attempt: number,
+  initialDelayMs: number,
+  maxDelayMs: number,
+  random = Math.random,
+): number {
+  const spread = Math.min(
+    maxDelayMs,
+    Math.max(backoffCeiling(attempt, initialDelayMs, maxDelayMs), retryAfterMs * 2 ** (attempt + 1)),
+  );
   return Math.ceil(retryAfterMs + random() * spread);
 }
 
@@ -185,7 +208,12 @@ export async function withRetries<T>(operation: (attempt: number) => Promise<T>,
         }
         delayMs = retryAfterDelay(retryAfterMs, attempt, initialDelayMs, maxDelayMs, random);
       } else {
-        delayMs = (policy.jitter === 'full' ? fullJitterDelay : backoffDelay)(attempt, initialDelayMs, maxDelayMs, random);
+        delayMs = (policy.jitter === 'full' ? fullJitterDelay : backoffDelay)(
+          attempt,
+          initialDelayMs,
+          maxDelayMs,
+          random,
+        );
       }
       // the last attempt at the deadline itself, never after it (and never before a Retry-After: it fits, checked above)
       delayMs = Math.min(delayMs, remaining);

@@ -39,7 +39,10 @@ export class HttpRequestError extends StartWorkerError {
 
 const IDLE_CONNECTION_MS = 4000;
 
-type Transport = { request(url: URL, options: RequestOptions, callback: (response: IncomingMessage) => void): ClientRequest; agent: Agent };
+type Transport = {
+  request(url: URL, options: RequestOptions, callback: (response: IncomingMessage) => void): ClientRequest;
+  agent: Agent;
+};
 const transports = new Map<string, Promise<Transport>>();
 
 /**
@@ -62,12 +65,19 @@ function transport(protocol: string): Promise<Transport> {
 export async function httpRequest(url: string, request: HttpRequest): Promise<HttpResult> {
   const method = request.method ?? 'GET';
   const target = new URL(url);
-  if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new HttpRequestError(`${method} ${url}: not an http(s) URL`);
+  if (target.protocol !== 'http:' && target.protocol !== 'https:')
+    throw new HttpRequestError(`${method} ${url}: not an http(s) URL`);
   if (request.signal?.aborted) throw new HttpRequestError(`${method} ${url}: aborted`);
   return send(target, url, method, request, await transport(target.protocol));
 }
 
-function send(target: URL, url: string, method: string, request: HttpRequest, { request: start, agent }: Transport): Promise<HttpResult> {
+function send(
+  target: URL,
+  url: string,
+  method: string,
+  request: HttpRequest,
+  { request: start, agent }: Transport,
+): Promise<HttpResult> {
   return new Promise<HttpResult>((resolve, reject) => {
     if (request.signal?.aborted) {
       reject(new HttpRequestError(`${method} ${url}: aborted`));
@@ -82,7 +92,10 @@ function send(target: URL, url: string, method: string, request: HttpRequest, { 
       outcome();
     };
     const fail = (why: string): void => finish(() => reject(new HttpRequestError(`${method} ${url}: ${why}`)));
-    const headers = { ...request.headers, ...(request.body !== undefined ? { 'content-length': String(Buffer.byteLength(request.body)) } : {}) };
+    const headers = {
+      ...request.headers,
+      ...(request.body !== undefined ? { 'content-length': String(Buffer.byteLength(request.body)) } : {}),
+    };
     const outgoing = start(target, { method, headers, agent }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));

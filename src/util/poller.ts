@@ -56,7 +56,10 @@ export class Poller {
         failures += 1;
         pause = backoffDelay(failures, errorDelayMs, maxBackoffMs);
         // the first failures, then every tenth: a long outage must not flood the log
-        if (failures <= 3 || failures % 10 === 0) log.warn(`${name} failed (${failures} in a row): ${errorMessage(err)}; retrying in ${(pause / 1000).toFixed(pause < 1000 ? 2 : 1)}s`);
+        if (failures <= 3 || failures % 10 === 0)
+          log.warn(
+            `${name} failed (${failures} in a row): ${errorMessage(err)}; retrying in ${(pause / 1000).toFixed(pause < 1000 ? 2 : 1)}s`,
+          );
       }
       await sleep(pause, signal);
     }

@@ -100,7 +100,13 @@ export class FakeEc2Metadata {
   private http: LoopbackServer | undefined;
 
   /** User data as worker-manager's aws provider writes it. */
-  setUserData(fields: { rootUrl: string; workerPoolId: string; providerId: string; workerGroup: string; [key: string]: unknown }): void {
+  setUserData(fields: {
+    rootUrl: string;
+    workerPoolId: string;
+    providerId: string;
+    workerGroup: string;
+    [key: string]: unknown;
+  }): void {
     this.userData = JSON.stringify({ workerConfig: { ignored: 'in favour of registerWorker' }, ...fields });
   }
 
@@ -123,7 +129,10 @@ export class FakeEc2Metadata {
   }
 
   recommendRebalance(noticeTime: Date): void {
-    this.metaData.set('events/recommendations/rebalance', JSON.stringify({ noticeTime: noticeTime.toISOString().replace(/\.\d{3}Z$/, 'Z') }));
+    this.metaData.set(
+      'events/recommendations/rebalance',
+      JSON.stringify({ noticeTime: noticeTime.toISOString().replace(/\.\d{3}Z$/, 'Z') }),
+    );
   }
 
   /** Make every token issued so far invalid (as if it expired), to exercise the refresh. */
@@ -185,7 +194,13 @@ export class FakeEc2Metadata {
   }
 }
 
-function sendText(res: ServerResponse, status: number, body: string, type = 'text/plain', headers: Record<string, string> = {}): void {
+function sendText(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  type = 'text/plain',
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }

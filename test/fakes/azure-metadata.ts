@@ -19,7 +19,15 @@ export const ATTESTED = '/metadata/attested/document';
 export const SCHEDULED_EVENTS = '/metadata/scheduledevents';
 
 /** api-versions IMDS accepts (a subset of the real list; every one start-worker uses). */
-const INSTANCE_VERSIONS = ['2019-08-15', '2020-09-01', '2021-02-01', '2021-12-13', '2023-07-01', '2024-03-15', '2025-04-07'];
+const INSTANCE_VERSIONS = [
+  '2019-08-15',
+  '2020-09-01',
+  '2021-02-01',
+  '2021-12-13',
+  '2023-07-01',
+  '2024-03-15',
+  '2025-04-07',
+];
 const SCHEDULED_EVENTS_VERSIONS = ['2017-11-01', '2019-01-01', '2019-08-01', '2020-07-01'];
 const NEWEST_VERSIONS = INSTANCE_VERSIONS.slice(-3).reverse();
 
@@ -60,7 +68,14 @@ export interface FakeAzureOptions {
 
 /** The tags worker-manager's azure provider sets on the VMs it creates. */
 export function workerManagerTags(rootUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
-  return { 'worker-pool-id': 'proj/azure-pool', 'provider-id': 'azure-prov', 'worker-group': 'westus2', 'root-url': rootUrl, 'created-by': 'taskcluster-wm-azure-prov', ...overrides };
+  return {
+    'worker-pool-id': 'proj/azure-pool',
+    'provider-id': 'azure-prov',
+    'worker-group': 'westus2',
+    'root-url': rootUrl,
+    'created-by': 'taskcluster-wm-azure-prov',
+    ...overrides,
+  };
 }
 
 export class FakeAzureMetadata {
@@ -71,7 +86,10 @@ export class FakeAzureMetadata {
   readonly acknowledgements: { time: number; eventIds: string[] }[] = [];
   /** The instance document served at /metadata/instance; tests may edit it. */
   instance: Json;
-  attested: Json = { encoding: 'pkcs7', signature: `MIIL${Buffer.from(randomUUID()).toString('base64')}attested-signature` };
+  attested: Json = {
+    encoding: 'pkcs7',
+    signature: `MIIL${Buffer.from(randomUUID()).toString('base64')}attested-signature`,
+  };
   events: ScheduledEvent[] = [];
   incarnation = 1;
   endpoint = '';
@@ -92,7 +110,9 @@ export class FakeAzureMetadata {
         provider: 'Microsoft.Compute',
         resourceGroupName: 'rg-workers',
         subscriptionId: '8d10da13-8125-4ba9-a717-bf7490507b3d',
-        tags: Object.entries(tags).map(([name, value]) => `${name}:${value}`).join(';'),
+        tags: Object.entries(tags)
+          .map(([name, value]) => `${name}:${value}`)
+          .join(';'),
         tagsList: Object.entries(tags).map(([name, value]) => ({ name, value })),
         vmId: '02aab8a4-74ef-476e-8182-f6d2ba4166a6',
         vmScaleSetName: '',
@@ -102,7 +122,10 @@ export class FakeAzureMetadata {
       network: {
         interface: [
           {
-            ipv4: { ipAddress: [{ privateIpAddress: '10.144.133.132', publicIpAddress: '20.9.8.7' }], subnet: [{ address: '10.144.133.128', prefix: '26' }] },
+            ipv4: {
+              ipAddress: [{ privateIpAddress: '10.144.133.132', publicIpAddress: '20.9.8.7' }],
+              subnet: [{ address: '10.144.133.128', prefix: '26' }],
+            },
             ipv6: { ipAddress: [] },
             macAddress: '0011AAFFBB22',
           },
@@ -174,7 +197,13 @@ export class FakeAzureMetadata {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://imds');
-    const entry: RecordedRequest = { time: Date.now(), method: req.method ?? '', path: url.pathname, apiVersion: url.searchParams.get('api-version'), outcome: 'pending' };
+    const entry: RecordedRequest = {
+      time: Date.now(),
+      method: req.method ?? '',
+      path: url.pathname,
+      apiVersion: url.searchParams.get('api-version'),
+      outcome: 'pending',
+    };
     this.requests.push(entry);
     let clientGone = false;
     res.on('close', () => (clientGone = !res.writableFinished));
@@ -194,10 +223,18 @@ export class FakeAzureMetadata {
     }
     const versions = url.pathname === SCHEDULED_EVENTS ? SCHEDULED_EVENTS_VERSIONS : INSTANCE_VERSIONS;
     if (entry.apiVersion === null) {
-      return answer(400, { error: 'Bad request. api-version was not specified in the request. For more information refer to aka.ms/azureimds', 'newest-versions': NEWEST_VERSIONS });
+      return answer(400, {
+        error:
+          'Bad request. api-version was not specified in the request. For more information refer to aka.ms/azureimds',
+        'newest-versions': NEWEST_VERSIONS,
+      });
     }
     if (!versions.includes(entry.apiVersion)) {
-      return answer(400, { error: 'Bad request. api-version is invalid or was not specified in the request. For more information refer to aka.ms/azureimds', 'newest-versions': NEWEST_VERSIONS });
+      return answer(400, {
+        error:
+          'Bad request. api-version is invalid or was not specified in the request. For more information refer to aka.ms/azureimds',
+        'newest-versions': NEWEST_VERSIONS,
+      });
     }
 
     const fault = this.windowFault(url.pathname, req.method) ?? this.faults.get(url.pathname)?.shift();
@@ -207,10 +244,19 @@ export class FakeAzureMetadata {
       res.socket?.destroy();
       return;
     }
-    if (fault?.kind === 'status') return answer(fault.status, fault.body ?? { error: fault.status === 502 ? 'Bad Gateway' : 'Internal Server Error' });
+    if (fault?.kind === 'status')
+      return answer(
+        fault.status,
+        fault.body ?? { error: fault.status === 502 ? 'Bad Gateway' : 'Internal Server Error' },
+      );
     if (fault?.kind === 'delay') await new Promise((resolve) => setTimeout(resolve, fault.ms));
 
-    if (url.pathname === SCHEDULED_EVENTS && req.method === 'GET' && this.options.firstScheduledEventsDelayMs !== undefined && this.requestsTo(SCHEDULED_EVENTS, 'GET').length === 1) {
+    if (
+      url.pathname === SCHEDULED_EVENTS &&
+      req.method === 'GET' &&
+      this.options.firstScheduledEventsDelayMs !== undefined &&
+      this.requestsTo(SCHEDULED_EVENTS, 'GET').length === 1
+    ) {
       await new Promise((resolve) => setTimeout(resolve, this.options.firstScheduledEventsDelayMs));
     }
 
@@ -224,7 +270,8 @@ export class FakeAzureMetadata {
       case `POST ${SCHEDULED_EVENTS}`:
         return this.acknowledge(text, answer);
       default:
-        if ([INSTANCE, ATTESTED, SCHEDULED_EVENTS].includes(url.pathname)) return answer(405, { error: 'Method not allowed' });
+        if ([INSTANCE, ATTESTED, SCHEDULED_EVENTS].includes(url.pathname))
+          return answer(405, { error: 'Method not allowed' });
         return answer(404, { error: 'Not found' });
     }
   }
@@ -238,7 +285,10 @@ export class FakeAzureMetadata {
       return answer(400, { error: 'Bad request. The request body is not valid JSON' });
     }
     const ids = Array.isArray(body.StartRequests) ? body.StartRequests.map((r) => r.EventId) : [];
-    if (ids.length === 0 || !ids.every((id): id is string => typeof id === 'string' && this.events.some((e) => e.EventId === id))) {
+    if (
+      ids.length === 0 ||
+      !ids.every((id): id is string => typeof id === 'string' && this.events.some((e) => e.EventId === id))
+    ) {
       return answer(400, { error: 'Bad request. StartRequests must list EventIds of current events' });
     }
     this.acknowledgements.push({ time: Date.now(), eventIds: ids });

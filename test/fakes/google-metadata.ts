@@ -173,24 +173,33 @@ export class FakeGoogleMetadata {
 
     // What the real server refuses, and how.
     if (req.headers['x-forwarded-for'] !== undefined) {
-      return sendText(res, 403, errorPage(403, `Your client does not have permission to get URL ${url.pathname} from this server.`));
+      return sendText(
+        res,
+        403,
+        errorPage(403, `Your client does not have permission to get URL ${url.pathname} from this server.`),
+      );
     }
     if (req.headers['metadata-flavor'] !== 'Google') {
       return sendText(
         res,
         403,
-        errorPage(403, `Your client does not have permission to get URL ${url.pathname} from this server. Missing Metadata-Flavor:Google header.`),
+        errorPage(
+          403,
+          `Your client does not have permission to get URL ${url.pathname} from this server. Missing Metadata-Flavor:Google header.`,
+        ),
       );
     }
     if (req.method !== 'GET') return sendText(res, 405, errorPage(405, 'Method not allowed.'));
-    if (!url.pathname.startsWith(PREFIX)) return sendText(res, 404, errorPage(404, `The requested URL ${url.pathname} was not found on this server.`));
+    if (!url.pathname.startsWith(PREFIX))
+      return sendText(res, 404, errorPage(404, `The requested URL ${url.pathname} was not found on this server.`));
 
     if (await this.faults.apply(path, res, (status) => ({ error: `injected fault (HTTP ${status})` }))) return;
     if (res.destroyed) return;
 
     if (path === IDENTITY_PATH) return this.identity(res, query);
     const value = this.values.get(path);
-    if (value === undefined) return sendText(res, 404, errorPage(404, `The requested URL ${url.pathname} was not found on this server.`));
+    if (value === undefined)
+      return sendText(res, 404, errorPage(404, `The requested URL ${url.pathname} was not found on this server.`));
 
     if (query['wait_for_change'] === 'true' && !this.answerLongPollsAtOnce) {
       const lastEtag = query['last_etag'];
@@ -289,7 +298,11 @@ function sendValue(res: ServerResponse, value: string): void {
 
 function sendText(res: ServerResponse, status: number, body: string): void {
   if (res.destroyed || res.headersSent) return;
-  res.writeHead(status, { 'Content-Type': 'text/html; charset=UTF-8', 'Content-Length': Buffer.byteLength(body), Server: 'Metadata Server for VM' });
+  res.writeHead(status, {
+    'Content-Type': 'text/html; charset=UTF-8',
+    'Content-Length': Buffer.byteLength(body),
+    Server: 'Metadata Server for VM',
+  });
   res.end(body);
 }
 

@@ -13,9 +13,18 @@ export function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -65,10 +74,16 @@ export class LoopbackServer {
     readonly url: string,
   ) {}
 
-  static async start(handler: (req: IncomingMessage, res: ServerResponse) => void, tls?: HttpsServerOptions): Promise<LoopbackServer> {
+  static async start(
+    handler: (req: IncomingMessage, res: ServerResponse) => void,
+    tls?: HttpsServerOptions,
+  ): Promise<LoopbackServer> {
     const server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return new LoopbackServer(server, `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    return new LoopbackServer(
+      server,
+      `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    );
   }
 
   async stop(): Promise<void> {

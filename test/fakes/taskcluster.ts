@@ -189,7 +189,12 @@ export class FakeTaskcluster {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake');
     const route = this.route(req.method ?? 'GET', url.pathname);
-    const call: RecordedCall = { route: route?.name ?? 'unknown', method: req.method ?? '', path: url.pathname, arrived: Date.now() };
+    const call: RecordedCall = {
+      route: route?.name ?? 'unknown',
+      method: req.method ?? '',
+      path: url.pathname,
+      arrived: Date.now(),
+    };
     this.calls.push(call);
     res.on('finish', () => {
       call.answered = Date.now();
@@ -197,8 +202,14 @@ export class FakeTaskcluster {
     });
     try {
       const text = await readBody(req);
-      if (route === undefined) throw new HttpError(404, 'ResourceNotFound', `no such endpoint: ${req.method} ${url.pathname}`);
-      if (await this.faults.apply(route.name, res, (status) => this.errorBody(status, 'InternalServerError', 'injected fault', req))) return;
+      if (route === undefined)
+        throw new HttpError(404, 'ResourceNotFound', `no such endpoint: ${req.method} ${url.pathname}`);
+      if (
+        await this.faults.apply(route.name, res, (status) =>
+          this.errorBody(status, 'InternalServerError', 'injected fault', req),
+        )
+      )
+        return;
       let body: Json | undefined;
       if (text !== '') {
         try {
@@ -237,8 +248,13 @@ export class FakeTaskcluster {
     const status = limit.reject === 'mixed' ? (this.refusals % 2 === 0 ? 503 : 429) : limit.reject;
     this.refusals += 1;
     const seconds = limit.retryAfterSeconds ?? 1;
-    const retryAfter = limit.retryAfterAsDate ? new Date(Math.ceil((now + seconds * 1000) / 1000) * 1000).toUTCString() : String(seconds);
-    const [code, message] = status === 429 ? ['TooManyRequests', 'too many registrations; retry later'] : ['ServiceUnavailable', 'worker-manager is busy; retry later'];
+    const retryAfter = limit.retryAfterAsDate
+      ? new Date(Math.ceil((now + seconds * 1000) / 1000) * 1000).toUTCString()
+      : String(seconds);
+    const [code, message] =
+      status === 429
+        ? ['TooManyRequests', 'too many registrations; retry later']
+        : ['ServiceUnavailable', 'worker-manager is busy; retry later'];
     call.retryAfter = retryAfter;
     sendJson(res, status, this.errorBody(status, code, message, req), { 'retry-after': retryAfter });
     return true;
@@ -270,7 +286,12 @@ export class FakeTaskcluster {
       throw new HttpError(401, 'AuthenticationFailed', `Hawk authentication failed: ${(err as Error).message}`);
     }
     const issued = this.credentials.get(result.credentials.id)!;
-    if (!issued.current) throw new HttpError(401, 'AuthenticationFailed', `credentials for ${issued.clientId} have been superseded by a renewal`);
+    if (!issued.current)
+      throw new HttpError(
+        401,
+        'AuthenticationFailed',
+        `credentials for ${issued.clientId} have been superseded by a renewal`,
+      );
     if (issued.certificate !== undefined) {
       let ext: { certificate?: unknown } = {};
       try {
@@ -304,7 +325,13 @@ export class FakeTaskcluster {
         issuer: 'static/taskcluster/worker-manager',
       });
     }
-    this.credentials.set(clientId, { clientId, accessToken, ...(certificate ? { certificate } : {}), current: true, workerKey });
+    this.credentials.set(clientId, {
+      clientId,
+      accessToken,
+      ...(certificate ? { certificate } : {}),
+      current: true,
+      workerKey,
+    });
     return { credentials: { clientId, accessToken, ...(certificate ? { certificate } : {}) }, expires };
   }
 
@@ -315,31 +342,81 @@ export class FakeTaskcluster {
     const validate = schema === undefined ? undefined : schemas().get(schema);
     if (validate === undefined) throw new Error(`the fixtures have no ${what} schema for ${call}`);
     if (!validate(body)) {
-      throw new HttpError(what === 'request' ? 400 : 500, what === 'request' ? 'InputValidationError' : 'OutputValidationError', `${what} body does not match ${schema}: ${JSON.stringify(validate.errors)}`);
+      throw new HttpError(
+        what === 'request' ? 400 : 500,
+        what === 'request' ? 'InputValidationError' : 'OutputValidationError',
+        `${what} body does not match ${schema}: ${JSON.stringify(validate.errors)}`,
+      );
     }
   }
 
   private requireAuth(authenticated: IssuedCredentials | undefined): IssuedCredentials {
-    if (authenticated === undefined) throw new HttpError(403, 'InsufficientScopes', 'this endpoint requires credentials');
+    if (authenticated === undefined)
+      throw new HttpError(403, 'InsufficientScopes', 'this endpoint requires credentials');
     return authenticated;
   }
 
-  private requireWorker(authenticated: IssuedCredentials, workerPoolId: string, workerGroup: string, workerId: string): WorkerRecord {
+  private requireWorker(
+    authenticated: IssuedCredentials,
+    workerPoolId: string,
+    workerGroup: string,
+    workerId: string,
+  ): WorkerRecord {
     const key = `${workerPoolId}/${workerGroup}/${workerId}`;
     const worker = this.workers.get(key);
     if (worker === undefined) throw new HttpError(404, 'ResourceNotFound', `no worker ${key}`);
-    if (authenticated.workerKey !== key) throw new HttpError(403, 'InsufficientScopes', `${authenticated.clientId} may not act for worker ${key}`);
+    if (authenticated.workerKey !== key)
+      throw new HttpError(403, 'InsufficientScopes', `${authenticated.clientId} may not act for worker ${key}`);
     return worker;
   }
 
   private route(method: string, path: string) {
-    const routes: { method: string; pattern: RegExp; name: string; handle: (input: { params: string[]; body: Json | undefined; authenticated: IssuedCredentials | undefined }) => Promise<[number, Json]> }[] = [
-      { method: 'GET', pattern: /^\/api\/worker-manager\/v1\/ping$/, name: 'ping', handle: async () => [200, { alive: true }] },
-      { method: 'POST', pattern: /^\/api\/worker-manager\/v1\/worker\/register$/, name: 'registerWorker', handle: (input) => this.registerWorker(input.body, input.authenticated) },
-      { method: 'POST', pattern: /^\/api\/worker-manager\/v1\/worker\/reregister$/, name: 'reregisterWorker', handle: (input) => this.reregisterWorker(input.body, input.authenticated) },
-      { method: 'DELETE', pattern: /^\/api\/worker-manager\/v1\/workers\/([^/]+)\/([^/]+)\/([^/]+)$/, name: 'removeWorker', handle: (input) => this.removeWorker(input.params, input.authenticated) },
-      { method: 'POST', pattern: /^\/api\/worker-manager\/v1\/worker-pool-errors\/([^/]+)$/, name: 'reportWorkerError', handle: (input) => this.reportWorkerError(input.params, input.body, input.authenticated) },
-      { method: 'GET', pattern: /^\/api\/secrets\/v1\/secret\/([^/]+)$/, name: 'getSecret', handle: (input) => this.getSecret(input.params, input.authenticated) },
+    const routes: {
+      method: string;
+      pattern: RegExp;
+      name: string;
+      handle: (input: {
+        params: string[];
+        body: Json | undefined;
+        authenticated: IssuedCredentials | undefined;
+      }) => Promise<[number, Json]>;
+    }[] = [
+      {
+        method: 'GET',
+        pattern: /^\/api\/worker-manager\/v1\/ping$/,
+        name: 'ping',
+        handle: async () => [200, { alive: true }],
+      },
+      {
+        method: 'POST',
+        pattern: /^\/api\/worker-manager\/v1\/worker\/register$/,
+        name: 'registerWorker',
+        handle: (input) => this.registerWorker(input.body, input.authenticated),
+      },
+      {
+        method: 'POST',
+        pattern: /^\/api\/worker-manager\/v1\/worker\/reregister$/,
+        name: 'reregisterWorker',
+        handle: (input) => this.reregisterWorker(input.body, input.authenticated),
+      },
+      {
+        method: 'DELETE',
+        pattern: /^\/api\/worker-manager\/v1\/workers\/([^/]+)\/([^/]+)\/([^/]+)$/,
+        name: 'removeWorker',
+        handle: (input) => this.removeWorker(input.params, input.authenticated),
+      },
+      {
+        method: 'POST',
+        pattern: /^\/api\/worker-manager\/v1\/worker-pool-errors\/([^/]+)$/,
+        name: 'reportWorkerError',
+        handle: (input) => this.reportWorkerError(input.params, input.body, input.authenticated),
+      },
+      {
+        method: 'GET',
+        pattern: /^\/api\/secrets\/v1\/secret\/([^/]+)$/,
+        name: 'getSecret',
+        handle: (input) => this.getSecret(input.params, input.authenticated),
+      },
     ];
     for (const route of routes) {
       const match = route.method === method ? route.pattern.exec(path) : null;
@@ -348,13 +425,24 @@ export class FakeTaskcluster {
     return undefined;
   }
 
-  private async registerWorker(body: Json | undefined, authenticated: IssuedCredentials | undefined): Promise<[number, Json]> {
-    if (authenticated !== undefined) throw new HttpError(400, 'InputError', 'registerWorker must be called without credentials');
+  private async registerWorker(
+    body: Json | undefined,
+    authenticated: IssuedCredentials | undefined,
+  ): Promise<[number, Json]> {
+    if (authenticated !== undefined)
+      throw new HttpError(400, 'InputError', 'registerWorker must be called without credentials');
     this.validate('registerWorker', body, 'request');
-    const { workerPoolId, providerId, workerGroup, workerId, workerIdentityProof } = body as { workerPoolId: string; providerId: string; workerGroup: string; workerId: string; workerIdentityProof: Json };
+    const { workerPoolId, providerId, workerGroup, workerId, workerIdentityProof } = body as {
+      workerPoolId: string;
+      providerId: string;
+      workerGroup: string;
+      workerId: string;
+      workerIdentityProof: Json;
+    };
     const pool = this.workerPools.get(workerPoolId);
     if (pool === undefined) throw new HttpError(404, 'ResourceNotFound', `worker pool ${workerPoolId} does not exist`);
-    if (pool.providerId !== providerId) throw new HttpError(400, 'InputError', `worker pool ${workerPoolId} does not belong to provider ${providerId}`);
+    if (pool.providerId !== providerId)
+      throw new HttpError(400, 'InputError', `worker pool ${workerPoolId} does not belong to provider ${providerId}`);
     const key = `${workerPoolId}/${workerGroup}/${workerId}`;
     if (!this.acceptProofsFrom.has(providerId)) {
       const expected = this.staticSecrets.get(key);
@@ -364,13 +452,24 @@ export class FakeTaskcluster {
     }
     const issued = this.issue(key, providerId);
     const secret = secret44();
-    this.workers.set(key, { workerPoolId, workerGroup, workerId, providerId, secret, removed: false, clientId: issued.credentials['clientId'] as string });
+    this.workers.set(key, {
+      workerPoolId,
+      workerGroup,
+      workerId,
+      providerId,
+      secret,
+      removed: false,
+      clientId: issued.credentials['clientId'] as string,
+    });
     const response = { ...issued, workerConfig: pool.workerConfig, secret };
     this.validate('registerWorker', response, 'response');
     return [200, response];
   }
 
-  private async reregisterWorker(body: Json | undefined, authenticated: IssuedCredentials | undefined): Promise<[number, Json]> {
+  private async reregisterWorker(
+    body: Json | undefined,
+    authenticated: IssuedCredentials | undefined,
+  ): Promise<[number, Json]> {
     const caller = this.requireAuth(authenticated);
     this.validate('reregisterWorker', body, 'request');
     const { workerPoolId, workerGroup, workerId, secret } = body as Record<string, string>;
@@ -378,7 +477,11 @@ export class FakeTaskcluster {
     if (worker.secret !== secret) throw new HttpError(400, 'InputError', 'secret does not match');
     const issued = this.issue(`${workerPoolId}/${workerGroup}/${workerId}`, worker.providerId);
     for (const credentials of this.credentials.values()) {
-      if (credentials.workerKey === `${workerPoolId}/${workerGroup}/${workerId}` && credentials.clientId !== issued.credentials['clientId']) credentials.current = false;
+      if (
+        credentials.workerKey === `${workerPoolId}/${workerGroup}/${workerId}` &&
+        credentials.clientId !== issued.credentials['clientId']
+      )
+        credentials.current = false;
     }
     worker.secret = secret44();
     worker.clientId = issued.credentials['clientId'] as string;
@@ -395,7 +498,11 @@ export class FakeTaskcluster {
     return [200, {}];
   }
 
-  private async reportWorkerError(params: string[], body: Json | undefined, authenticated: IssuedCredentials | undefined): Promise<[number, Json]> {
+  private async reportWorkerError(
+    params: string[],
+    body: Json | undefined,
+    authenticated: IssuedCredentials | undefined,
+  ): Promise<[number, Json]> {
     const caller = this.requireAuth(authenticated);
     this.validate('reportWorkerError', body, 'request');
     const { workerGroup, workerId } = body as Record<string, string>;
@@ -420,7 +527,11 @@ export class FakeTaskcluster {
     if (value === undefined) throw new HttpError(404, 'ResourceNotFound', `secret ${params[0]} not found`);
     if (typeof value['status'] === 'number' && Object.keys(value).length === 1) {
       const status = value['status'];
-      throw new HttpError(status, status === 403 ? 'InsufficientScopes' : status === 410 ? 'ResourceExpired' : 'Error', `secret ${params[0]}: ${status}`);
+      throw new HttpError(
+        status,
+        status === 403 ? 'InsufficientScopes' : status === 410 ? 'ResourceExpired' : 'Error',
+        `secret ${params[0]}: ${status}`,
+      );
     }
     const response = { secret: value, expires: new Date(Date.now() + 86_400_000).toISOString() };
     this.validate('getSecret', response, 'response');

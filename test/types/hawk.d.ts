@@ -3,7 +3,11 @@ declare module 'hawk' {
   import type { IncomingMessage } from 'node:http';
   const hawk: {
     client: {
-      header(uri: string, method: string, options: { credentials: { id: string; key: string; algorithm: string }; timestamp?: number }): { header: string };
+      header(
+        uri: string,
+        method: string,
+        options: { credentials: { id: string; key: string; algorithm: string }; timestamp?: number },
+      ): { header: string };
     };
     server: {
       authenticate(

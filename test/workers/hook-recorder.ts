@@ -6,7 +6,10 @@
 import { appendFileSync } from 'node:fs';
 
 const [record, ...actions] = process.argv.slice(2);
-appendFileSync(record!, `${JSON.stringify({ step: process.env['START_WORKER_STEP'], argv: actions, env: process.env })}\n`);
+appendFileSync(
+  record!,
+  `${JSON.stringify({ step: process.env['START_WORKER_STEP'], argv: actions, env: process.env })}\n`,
+);
 process.stdout.write(`hello from the ${process.env['START_WORKER_STEP']} hook\n`);
 const [action, value] = actions;
 if (action === 'sleep') setTimeout(() => undefined, Number(value));

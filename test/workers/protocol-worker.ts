@@ -88,7 +88,14 @@ let child: ReturnType<typeof spawn> | undefined;
 if (script.spawnChild) {
   child = spawn('sleep', ['1000'], { stdio: 'ignore' });
 }
-record({ event: 'started', pid: process.pid, childPid: child?.pid, argv: process.argv.slice(2), env: process.env, cwd: process.cwd() });
+record({
+  event: 'started',
+  pid: process.pid,
+  childPid: child?.pid,
+  argv: process.argv.slice(2),
+  env: process.env,
+  cwd: process.cwd(),
+});
 
 let credentialsReceived = 0;
 createInterface({ input: process.stdin }).on('line', (line) => {
@@ -102,7 +109,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       afterHello();
     }, script.helloDelayMs ?? 0);
   }
-  if (message['type'] === 'graceful-termination' && script.onGracefulTermination && script.onGracefulTermination !== 'ignore') {
+  if (
+    message['type'] === 'graceful-termination' &&
+    script.onGracefulTermination &&
+    script.onGracefulTermination !== 'ignore'
+  ) {
     exit(script.onGracefulTermination.exit);
   }
   if (message['type'] === 'new-credentials' && script.exitAfterCredentials) {
@@ -124,7 +135,9 @@ function flood(count: number): void {
   const write = (): void => {
     while (sent < count) {
       sent += 1;
-      const ok = process.stdout.write(`~{"type":"log","body":{"textPayload":"flood message number ${sent}","n":${sent}}}\n`);
+      const ok = process.stdout.write(
+        `~{"type":"log","body":{"textPayload":"flood message number ${sent}","n":${sent}}}\n`,
+      );
       if (!ok) {
         process.stdout.once('drain', write);
         return;

@@ -24,7 +24,8 @@ const REQUIRED = ['rootUrl', 'providerId', 'workerPoolId', 'workerGroup', 'worke
 async function readIdentity(path) {
   const info = await stat(path).catch(() => undefined);
   if (!info) throw new StartWorkerError(`identity file ${path} does not exist`);
-  if ((info.mode & 0o077) !== 0) throw new StartWorkerError(`identity file ${path} is readable by group or others; chmod 600 it`);
+  if ((info.mode & 0o077) !== 0)
+    throw new StartWorkerError(`identity file ${path} is readable by group or others; chmod 600 it`);
   let identity;
   try {
     identity = JSON.parse(await readFile(path, 'utf8'));
@@ -32,7 +33,8 @@ async function readIdentity(path) {
     throw new StartWorkerError(`identity file ${path} is not valid JSON: ${err.message}`);
   }
   for (const key of REQUIRED) {
-    if (typeof identity[key] !== 'string' || identity[key] === '') throw new StartWorkerError(`identity file ${path}: ${key} is missing`);
+    if (typeof identity[key] !== 'string' || identity[key] === '')
+      throw new StartWorkerError(`identity file ${path}: ${key} is missing`);
   }
   return identity;
 }
@@ -50,7 +52,8 @@ const fileIdentity = {
       identityFile: { type: 'string', minLength: 1, description: 'The JSON file holding the worker identity.' },
     },
   },
-  usage: 'Reads the worker identity from a local JSON file and registers with a worker-manager provider of type `static`.',
+  usage:
+    'Reads the worker identity from a local JSON file and registers with a worker-manager provider of type `static`.',
   create(config, { log }) {
     return {
       async configureRun(state) {

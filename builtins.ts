@@ -16,7 +16,7 @@ import dockerWorker from './workers/docker-worker.js';
 import dummy from './workers/dummy.js';
 import genericWorker from './workers/generic-worker.js';
 
-export const BUILTIN_PLUGINS: BuiltinPlugins = {
+const BUILTIN_PLUGINS: BuiltinPlugins = {
   provider: [aws, azure, google, standalone, staticProvider],
   worker: [command, dockerWorker, dummy, genericWorker],
   logging: [loggingJson, loggingStdio],

@@ -11,6 +11,7 @@ import type {
 import type { JsonSchema } from '../src/schema.js';
 import type { RunState } from '../src/state.js';
 import { HttpRequestError } from '../src/util/http.js';
+import { settledInOrder } from '../src/util/in-order.js';
 import {
   checkMetadataEndpoint,
   metadataEndpointSchema,
@@ -125,27 +126,24 @@ class AwsProvider implements Provider {
   async configureRun(state: RunState): Promise<IdentityProof> {
     const startup = this.startupRetries();
     // Everything at once: the service answers in milliseconds, and boot time matters.
-    const [notice, userDataText, documentText, signature, publicHostname, publicIpv4] = await Promise.allSettled([
-      this.startupNotice(startup),
+    const [, userDataText, raw, signature, hostname, ipv4] = await settledInOrder([
+      // an instance already going away is refused first, whatever else failed
+      this.startupNotice(startup).then((announced) => {
+        if (announced !== undefined) throw announcedInterruption(announced);
+      }),
       this.fetchRequired(startup, PATHS.userData),
       this.fetchRequired(startup, PATHS.identityDocument),
       this.fetchRequired(startup, PATHS.identitySignature),
       this.fetch(startup, PATHS.publicHostname),
       this.fetch(startup, PATHS.publicIpv4),
     ]);
-    // Failures are reported in this order, whichever happened first.
-    const announced = settled(notice);
-    if (announced !== undefined) throw announcedInterruption(announced);
     const userData = parseUserData(
-      settled(userDataText),
+      userDataText,
       `the user data (GET ${this.imds().url(PATHS.userData)})`,
       "worker-manager's aws provider writes workerPoolId, providerId, rootUrl and workerGroup there: start this instance from worker-manager",
     );
-    const raw = settled(documentText);
     const document = this.parseIdentityDocument(raw);
-    const proof = { document: raw, signature: settled(signature) };
-    const hostname = settled(publicHostname);
-    const ipv4 = settled(publicIpv4);
+    const proof = { document: raw, signature };
 
     applyUserData(state, userData);
     state.workerId = document.instanceId;
@@ -278,14 +276,13 @@ class AwsProvider implements Provider {
         `${where} has no ${missing.join(', ')}; is ${this.imds().endpoint} really the EC2 metadata service?`,
       );
     }
-    const optional = (key: string, value: string | undefined) => (value === undefined ? {} : { [key]: value });
     return {
       instanceId,
       region,
       availabilityZone,
-      ...optional('imageId', string('imageId')),
-      ...optional('instanceType', string('instanceType')),
-      ...optional('privateIp', string('privateIp')),
+      imageId: string('imageId'),
+      instanceType: string('instanceType'),
+      privateIp: string('privateIp'),
     };
   }
 }
@@ -380,9 +377,9 @@ interface IdentityDocument {
   instanceId: string;
   region: string;
   availabilityZone: string;
-  imageId?: string;
-  instanceType?: string;
-  privateIp?: string;
+  imageId: string | undefined;
+  instanceType: string | undefined;
+  privateIp: string | undefined;
 }
 
 /** A spot instance-action notice: `{"action": "terminate" | "stop" | "hibernate", "time": "<RFC 3339>"}`. */
@@ -422,11 +419,6 @@ function announcedInterruption(notice: string): StartWorkerError {
   return new StartWorkerError(
     `the EC2 metadata service announces a spot interruption (${notice}); not starting a worker on an instance about to go away`,
   );
-}
-
-function settled<T>(result: PromiseSettledResult<T>): T {
-  if (result.status === 'rejected') throw result.reason;
-  return result.value;
 }
 
 const plugin: ProviderPlugin<AwsConfig> = {

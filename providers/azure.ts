@@ -230,9 +230,9 @@ class AzureProvider implements Provider {
    */
   private async checkScheduledEvents(signal: AbortSignal): Promise<TerminationRequest | undefined> {
     const timeoutMs = this.eventsAnswered ? METADATA_TIMEOUT_MS : FIRST_EVENTS_CALL_TIMEOUT_MS;
-    const { Events } = await this.metadata().scheduledEvents(timeoutMs, signal);
+    const events = await this.metadata().scheduledEvents(timeoutMs, signal);
     this.eventsAnswered = true;
-    const relevant = Events.filter((event) => concernsVm(event, this.vmName));
+    const relevant = events.filter((event) => concernsVm(event, this.vmName));
     for (const event of relevant) {
       if (this.seenEvents.has(event.EventId)) continue;
       this.seenEvents.add(event.EventId);
@@ -264,22 +264,14 @@ interface AzureInstance {
   publicIpAddress?: string;
 }
 
+/** The fields of a scheduled event that decide what start-worker does. */
 interface ScheduledEvent {
   EventId: string;
   EventType: string;
-  ResourceType: string;
   Resources: string[];
   EventStatus: string;
   /** RFC 1123 date; blank once the event has started. */
   NotBefore: string;
-  Description: string;
-  EventSource: string;
-  DurationInSeconds: number;
-}
-
-interface ScheduledEvents {
-  DocumentIncarnation: number;
-  Events: ScheduledEvent[];
 }
 
 /** IMDS: every request carries `Metadata: true` and an `api-version`, as IMDS requires. */
@@ -315,7 +307,7 @@ class AzureMetadataClient {
     return signature;
   }
 
-  async scheduledEvents(timeoutMs: number, signal: AbortSignal): Promise<ScheduledEvents> {
+  async scheduledEvents(timeoutMs: number, signal: AbortSignal): Promise<ScheduledEvent[]> {
     return parseScheduledEvents(
       await this.getJson(SCHEDULED_EVENTS_PATH, SCHEDULED_EVENTS_API_VERSION, timeoutMs, signal),
     );
@@ -406,10 +398,10 @@ function parseInstance(data: JsonValue): AzureInstance {
   return instance;
 }
 
-function parseScheduledEvents(data: JsonValue): ScheduledEvents {
+function parseScheduledEvents(data: JsonValue): ScheduledEvent[] {
   const path = SCHEDULED_EVENTS_PATH;
   if (!isJsonObject(data) || !Array.isArray(data['Events'])) throw invalid(path, 'the answer has no Events list');
-  const events = data['Events'].map((event, index): ScheduledEvent => {
+  return data['Events'].map((event, index): ScheduledEvent => {
     if (!isJsonObject(event) || typeof event['EventId'] !== 'string' || typeof event['EventType'] !== 'string') {
       throw invalid(path, `Events[${index}] has no EventId or EventType`);
     }
@@ -420,17 +412,11 @@ function parseScheduledEvents(data: JsonValue): ScheduledEvents {
     return {
       EventId: event['EventId'],
       EventType: event['EventType'],
-      ResourceType: text('ResourceType'),
       Resources: resources,
       EventStatus: text('EventStatus'),
       NotBefore: text('NotBefore'),
-      Description: text('Description'),
-      EventSource: text('EventSource'),
-      DurationInSeconds: typeof event['DurationInSeconds'] === 'number' ? event['DurationInSeconds'] : -1,
     };
   });
-  const incarnation = data['DocumentIncarnation'];
-  return { DocumentIncarnation: typeof incarnation === 'number' ? incarnation : 0, Events: events };
 }
 
 /**

@@ -7,6 +7,7 @@ import type { RunState } from '../src/state.js';
 import { settledInOrder } from '../src/util/in-order.js';
 import { HttpRequestError } from '../src/util/http.js';
 import {
+  checkMetadataEndpoint,
   metadataEndpointSchema,
   resolveMetadataEndpoint,
   type EndpointProblem,
@@ -427,6 +428,7 @@ const plugin: ProviderPlugin<GoogleConfig> = {
   dynamic: true,
   schema,
   usage,
+  check: (config) => checkMetadataEndpoint(config.metadataEndpoint, ENDPOINT),
   create(config, context) {
     return new GoogleProvider(config, context.log, context.runnerConfig.startupRetryWindow);
   },

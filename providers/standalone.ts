@@ -1,8 +1,7 @@
 import type { JsonObject } from '../src/json.js';
 import type { ProviderPlugin } from '../src/plugin.js';
-import { identifierProblem, workerPoolIdProblem } from '../src/taskcluster/identifiers.js';
 import { normalizeRootUrl } from '../src/state.js';
-import { providerMetadataSchema, requiredString, workerLocationSchema } from './identity-schema.js';
+import { identityProblems, providerMetadataSchema, requiredString, workerLocationSchema } from './identity-schema.js';
 
 interface StandaloneConfig {
   rootURL: string;
@@ -53,13 +52,7 @@ provider:
 \`\`\`
 
 The worker location is \`{cloud: standalone}\` plus the configured entries.`,
-  check(config) {
-    return [
-      workerPoolIdProblem(config.workerPoolID, 'provider.workerPoolID'),
-      identifierProblem(config.workerGroup, 'provider.workerGroup'),
-      identifierProblem(config.workerID, 'provider.workerID'),
-    ].filter((problem): problem is string => problem !== undefined);
-  },
+  check: identityProblems,
   create(config) {
     return {
       async configureRun(state) {

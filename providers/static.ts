@@ -1,8 +1,8 @@
 import type { JsonObject } from '../src/json.js';
 import type { ProviderPlugin } from '../src/plugin.js';
-import { identifierProblem, staticSecretProblem, workerPoolIdProblem } from '../src/taskcluster/identifiers.js';
+import { staticSecretProblem } from '../src/taskcluster/identifiers.js';
 import { normalizeRootUrl } from '../src/state.js';
-import { providerMetadataSchema, requiredString, workerLocationSchema } from './identity-schema.js';
+import { identityProblems, providerMetadataSchema, requiredString, workerLocationSchema } from './identity-schema.js';
 
 interface StaticConfig {
   rootURL: string;
@@ -60,9 +60,7 @@ removed from worker-manager.`,
       runnerConfig['cacheOverRestarts'] !== undefined
         ? 'cacheOverRestarts: not used with the static provider, which registers from scratch on every boot; remove it'
         : undefined,
-      workerPoolIdProblem(config.workerPoolID, 'provider.workerPoolID'),
-      identifierProblem(config.workerGroup, 'provider.workerGroup'),
-      identifierProblem(config.workerID, 'provider.workerID'),
+      ...identityProblems(config),
       staticSecretProblem(config.staticSecret, 'provider.staticSecret'),
     ].filter((problem): problem is string => problem !== undefined);
   },

@@ -1,9 +1,10 @@
 /**
  * Build step: bundle the CLI (the tsc output) into dist/bundle/ with
  * esbuild. Loading one file instead of a hundred small modules is most of
- * start-worker's startup time on a slow boot disk. Plugins stay separate
- * chunks, loaded only when selected, and the precompiled validators and the
- * version are bundled in. The dependencies are all bundled: the npm package
+ * start-worker's startup time on a slow boot disk. The built-in plugins are
+ * in the main chunk; the heavy libraries (taskcluster-client, the AWS SDK, adm-zip,
+ * execa) stay separate chunks, loaded only when used. The precompiled
+ * validators and the version are bundled in. The dependencies are all bundled: the npm package
  * needs nothing installed beside it, and carries their notices
  * (dist/bundle/THIRD-PARTY-NOTICES.txt).
  */

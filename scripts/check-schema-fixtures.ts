@@ -98,7 +98,7 @@ class RefResolver {
 }
 
 /** Differences between two schemas, as `path: what differs` lines. */
-export function compareSchemas(fixture: Json, reference: Json, path = ''): string[] {
+function compareSchemas(fixture: Json, reference: Json, path = ''): string[] {
   const at = path === '' ? '/' : path;
   if (typeof fixture === 'boolean' || typeof reference === 'boolean' || !isObject(fixture) || !isObject(reference)) {
     return show(fixture) === show(reference) ? [] : [`${at}: fixture ${show(fixture)}, reference ${show(reference)}`];

@@ -25,7 +25,7 @@ function packageDirOf(input: string): string | undefined {
 const NOTICE_FILE = /^(licen[cs]e|copying|notice)(\.(md|txt|markdown))?$/i;
 
 /** The packages whose code went into the bundles described by `metafiles` (paths relative to `root`). */
-export function bundledPackages(metafiles: Metafile[], root: string): BundledPackage[] {
+function bundledPackages(metafiles: Metafile[], root: string): BundledPackage[] {
   const dirs = new Set<string>();
   for (const metafile of metafiles) {
     for (const input of Object.keys(metafile.inputs)) {

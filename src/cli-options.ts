@@ -107,6 +107,17 @@ export interface CliOptions {
 /** Options whose value is a secret: their source is shown, never their value. */
 const SECRET_OPTIONS = new Set(['cert-key-pass']);
 
+/**
+ * An option's value as --verbose shows it. An override may set a secret
+ * (`provider.staticSecret=…`) before the config says which keys are secret,
+ * so only the keys it sets are shown.
+ */
+function shownValue(name: string, value: string | boolean | string[]): string {
+  if (SECRET_OPTIONS.has(name)) return '(secret)';
+  if (name === 'override') return `for ${(value as string[]).map((o) => o.split('=')[0]).join(', ')}`;
+  return JSON.stringify(value);
+}
+
 /** `--some-option` → `START_WORKER_SOME_OPTION`. */
 export function environmentVariable(name: string): string {
   return `START_WORKER_${name.toUpperCase().replace(/-/g, '_')}`;
@@ -150,9 +161,8 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv): CliOpti
     const given = values[name] as string | boolean | string[] | undefined;
     const result = given ?? fromEnvironment(spec, env);
     if (result !== undefined && result !== false) {
-      const shown = SECRET_OPTIONS.has(name) ? '(secret)' : JSON.stringify(result);
       sources.push(
-        `option --${name} ${shown} from ${given !== undefined ? 'the command line' : `the environment variable ${environmentVariable(name)}`}`,
+        `option --${name} ${shownValue(name, result)} from ${given !== undefined ? 'the command line' : `the environment variable ${environmentVariable(name)}`}`,
       );
     }
     return result;

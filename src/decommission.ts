@@ -64,7 +64,7 @@ export class Decommissioner {
         },
         'start-worker',
       );
-      await reporter.flush(30_000);
+      await reporter.flush();
     }
     await this.finish();
   }

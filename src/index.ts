@@ -17,10 +17,6 @@ export type {
   WorkerPlugin,
   WorkerProcess,
   WorkerSpawner,
-  // the old names, kept for plugins written against them
-  RunningWorker,
-  TerminationControl,
-  WorkerImplementation,
 } from './plugin.js';
 export type { LogDestination, Logger, LogLevel, LogSource } from './logging/logger.js';
 export type { Credentials, FileDescriptor, RunState } from './state.js';

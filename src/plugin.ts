@@ -108,10 +108,3 @@ export type LoggingPlugin<Config extends object = JsonObject> = PluginDescriptor
   LogDestination,
   Config & { implementation: string }
 >;
-
-/** @deprecated the old name of TerminationRequester. */
-export type TerminationControl = TerminationRequester;
-/** @deprecated the old name of Worker. */
-export type WorkerImplementation = Worker;
-/** @deprecated the old name of WorkerProcess. */
-export type RunningWorker = WorkerProcess;

@@ -33,7 +33,7 @@ import { exitStatusCode } from './supervisor/exit-status.js';
 import { StartupInterrupted, StartupSignals } from './supervisor/startup-signals.js';
 import { TerminationController } from './supervisor/termination.js';
 import { ErrorReporter } from './taskcluster/error-report.js';
-import { preloadTaskclusterClient, type CallSettings } from './taskcluster/client.js';
+import { allowConcurrentTaskclusterCalls, preloadTaskclusterClient, type CallSettings } from './taskcluster/client.js';
 import { registerWorker } from './taskcluster/registration.js';
 import { CredentialRenewal } from './taskcluster/renewal.js';
 import { readTaskclusterSecrets } from './taskcluster/secrets.js';
@@ -48,9 +48,6 @@ export interface RunOptions {
   /** TLS settings for Taskcluster and secret-store calls. */
   tls?: AgentOptions;
 }
-
-/** How long to wait for error reports still in flight when the worker has exited. */
-const REPORT_FLUSH_MS = 30_000;
 
 /** Everything the steps share; each step fills in its part. */
 interface Run {
@@ -153,7 +150,6 @@ async function prepareRun(options: RunOptions): Promise<Run> {
   }
   const providerPlugin = await registry.get('provider', config.provider.providerType);
   const workerPlugin = await registry.get('worker', config.worker.implementation);
-  const signals = new StartupSignals(log);
   const cached =
     config.cacheOverRestarts === undefined
       ? undefined
@@ -174,7 +170,8 @@ async function prepareRun(options: RunOptions): Promise<Run> {
     state: secretKeepingRunState(cached ?? emptyRunState(config.workerConfig), log.redactor),
     cached: cached !== undefined,
     identified: false,
-    signals,
+    // last: nothing after it can fail and leave its signal handlers installed
+    signals: new StartupSignals(log),
   };
 }
 
@@ -320,6 +317,7 @@ async function supervise(
   decommissioner: Decommissioner,
 ): Promise<number> {
   const { provider, workerImplementation, hooks, state, settings, log, config } = run;
+  allowConcurrentTaskclusterCalls();
   const reporter = new ErrorReporter(state, settings, log);
   worker.protocol.setHandlers({
     errorReport: (report) => reporter.report(report),
@@ -342,7 +340,7 @@ async function supervise(
   await provider.workerFinished(state);
   await hooks.backgroundDone();
   await hooks.runLogged('worker-exit', state, { START_WORKER_EXIT_CODE: String(code) });
-  await reporter.flush(REPORT_FLUSH_MS);
+  await reporter.flush();
   const rebootRequested = workerImplementation.rebootRequested?.(code) ?? false;
   if (rebootRequested) log.info(`the worker asked for a reboot (exit code ${code}); leaving it registered`);
   await decommissioner.workerExited(rebootRequested);

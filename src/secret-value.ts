@@ -23,7 +23,7 @@ export function applySecrets(state: RunState, reads: SecretRead[], log: Logger):
  * A secret's content: `{config, files}` (no other top-level keys), or a
  * legacy flat configuration object.
  */
-export function parseSecretValue(value: JsonValue, source: string): { config: JsonObject; files: FileDescriptor[] } {
+function parseSecretValue(value: JsonValue, source: string): { config: JsonObject; files: FileDescriptor[] } {
   if (!isJsonObject(value)) throw new StartWorkerError(`${source}: the secret must be an object`);
   const keys = Object.keys(value);
   if (keys.length === 0 || !keys.every((key) => key === 'config' || key === 'files'))
@@ -39,7 +39,7 @@ export function parseSecretValue(value: JsonValue, source: string): { config: Js
  * Merge a secret into the run state: its config over the worker config
  * (remembering which values came from it, for redaction) and its files.
  */
-export function applySecret(state: RunState, secret: { config: JsonObject; files: FileDescriptor[] }): void {
+function applySecret(state: RunState, secret: { config: JsonObject; files: FileDescriptor[] }): void {
   state.secretConfigPaths.push(...contributedPaths(state.workerConfig, secret.config));
   state.workerConfig = mergeConfig(state.workerConfig, secret.config);
   state.files.push(...secret.files);

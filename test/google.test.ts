@@ -584,6 +584,12 @@ t.test('config validation and a bad GCE_METADATA_HOST', async (t) => {
   const noScheme = await runCli(['validate', config({}, { metadataEndpoint: 'metadata.google.internal' })]);
   t.equal(noScheme.code, 1);
   t.match(noScheme.stderr, /provider\.metadataEndpoint/);
+  const withQuery = await runCli(['validate', config({}, { metadataEndpoint: 'http://127.0.0.1:1/?x=1' })]);
+  t.equal(withQuery.code, 1, 'refused by validate, not first at boot');
+  t.match(
+    withQuery.stderr,
+    /provider\.metadataEndpoint 'http:\/\/127\.0\.0\.1:1\/\?x=1' must not have a query or fragment/,
+  );
   const ok = await runCli([
     'validate',
     config({}, { metadataEndpoint: 'http://127.0.0.1:1/computeMetadata/v1', terminationPollInterval: 0.5 }),

@@ -222,6 +222,49 @@ t.test('renewal, end to end', async (t) => {
     t.match(result.stderr, /the worker does not accept new-credentials; asking the worker to stop/);
   });
 
+  t.test('a slow error report does not hold up the renewal', async (t) => {
+    const reportDelayMs = 25 * SECOND;
+    const { fake, result, events } = await renewingRun(
+      t,
+      {
+        capabilities: ['error-report', 'new-credentials', 'graceful-termination'],
+        output: [`~${JSON.stringify({ type: 'error-report', kind: 'k', title: 'slow', description: 'd', extra: {} })}`],
+        exitAfterCredentials: { count: 1, code: 0 },
+      },
+      (fake) => fake.inject('reportWorkerError', { kind: 'delay', ms: reportDelayMs }),
+    );
+    t.equal(result.code, 0, result.stderr);
+    const [report] = fake.callsTo('reportWorkerError');
+    const renewed = events.find((e) => e.event === 'message' && e.message!['type'] === 'new-credentials');
+    t.ok(report && renewed, 'the report was sent and the worker renewed');
+    t.ok(
+      renewed!.time < report!.arrived + reportDelayMs - 5 * SECOND,
+      `new credentials ${renewed!.time - report!.arrived} ms after the report arrived, before its answer (${reportDelayMs} ms)`,
+    );
+    t.ok(report!.answered! - report!.arrived >= reportDelayMs - SECOND, 'the report was held that long');
+  });
+
+  t.test('a worker reporting errors in a loop: ten reports on their way at most, the rest logged', async (t) => {
+    const reports = Array.from(
+      { length: 15 },
+      (_, i) =>
+        `~${JSON.stringify({ type: 'error-report', kind: 'k', title: `loop ${i}`, description: 'd', extra: {} })}`,
+    );
+    const { fake, result } = await renewingRun(
+      t,
+      { capabilities: ['error-report'], output: reports, exitAfterOutput: 0 },
+      (fake) => fake.inject('reportWorkerError', { kind: 'delay', ms: 2 * SECOND }, 15),
+    );
+    t.equal(result.code, 0, result.stderr);
+    t.equal(fake.reportedErrors.length, 10);
+    t.equal(result.stderr.match(/worker reported an error: k: loop/g)?.length, 15, 'every report is logged');
+    t.equal(
+      result.stderr.match(/not forwarding this error report to worker-manager: 10 reports are still on their way/g)
+        ?.length,
+      5,
+    );
+  });
+
   t.test('error reports are forwarded to reportWorkerError, fitted to its limits', async (t) => {
     const { fake, result } = await renewingRun(t, {
       capabilities: ['error-report'],

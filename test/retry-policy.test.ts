@@ -347,3 +347,20 @@ t.test("with one keep-alive agent for every call, each call gets its own respons
   );
   t.ok(connections.count <= 2, `the sockets were reused (${connections.count} connections for 35 calls)`);
 });
+
+t.test('an aborted signal ends the retries at once, with the last failure', async (t) => {
+  const stopping = new AbortController();
+  let attempts = 0;
+  const started = Date.now();
+  setTimeout(() => stopping.abort(), 50);
+  const failure = await withRetries(
+    async () => {
+      attempts++;
+      throw new Refused();
+    },
+    { initialDelayMs: 10_000, maxAttempts: 3, random: () => 1, signal: stopping.signal },
+  ).catch((err: unknown) => err);
+  t.ok(failure instanceof Refused, 'the failure itself');
+  t.equal(attempts, 1, 'no attempt after the abort');
+  t.ok(Date.now() - started < 2000, `the 10 s sleep was cut short (${Date.now() - started} ms)`);
+});

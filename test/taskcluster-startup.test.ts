@@ -417,3 +417,16 @@ t.test(
     t.same(leakedSecrets(result.stderr, [STATIC_SECRET, ...fake.issuedSecrets()]), []);
   },
 );
+
+t.test('--verbose does not show a secret set by --override, only the key it sets', async (t) => {
+  const fake = await startFake(t);
+  prepare(fake);
+  const dir = tempDir(t);
+  const path = writeConfig(dir, { ...staticConfig(fake, dir), worker: fakeWorkerSection() });
+  const result = await runCli(['-v', '--override', `provider.staticSecret=${STATIC_SECRET}`, path], {
+    env: { FAKE_WORKER: JSON.stringify({ capabilities: [], exitAfterOutput: 0 }), START_WORKER_LOG_FORMAT: 'text' },
+  });
+  t.equal(result.code, 0, result.stderr);
+  t.match(result.stderr, /option --override for provider\.staticSecret from the command line/);
+  t.same(leakedSecrets(result.stdout + result.stderr, [STATIC_SECRET]), []);
+});

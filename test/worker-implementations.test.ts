@@ -164,7 +164,12 @@ t.test('generic-worker: worker pool ID without a slash, service mode and path/se
     { ...base, worker: { implementation: 'generic-worker', configPath: '/x.json' } },
     { name: 'neither.yaml' },
   );
-  t.match((await runCli(['validate', neither])).stderr, /set exactly one of worker\.path and worker\.service/);
+  t.match((await runCli(['validate', neither])).stderr, /worker\.path: required: the generic-worker executable/);
+  t.notMatch(
+    serviceResult.stderr,
+    /worker\.path: required/,
+    'a service is refused for what it is, not for a missing path',
+  );
 });
 
 t.test('docker-worker: the release layout, argv, environment and config', async (t) => {

@@ -83,8 +83,9 @@ start-worker does not support Windows: \`service\` and \`protocolPipe\`
 (generic-worker as a Windows service) are refused.`,
   check(config) {
     const problems: string[] = [];
-    if ((config.path === undefined) === (config.service === undefined)) {
-      problems.push('worker: set exactly one of worker.path and worker.service');
+    // a `service` is refused below, with the reason
+    if (config.path === undefined && config.service === undefined) {
+      problems.push('worker.path: required: the generic-worker executable, such as /usr/local/bin/generic-worker');
     }
     for (const key of ['service', 'protocolPipe'] as const) {
       if (config[key] !== undefined) {

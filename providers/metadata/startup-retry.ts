@@ -5,9 +5,8 @@
  * service is on the host's own link and normally answers in milliseconds,
  * so the first retries come quickly.
  */
-import { StartWorkerError, errorMessage } from '../../src/errors.js';
 import type { Logger } from '../../src/logging/logger.js';
-import { withRetries } from '../../src/util/backoff.js';
+import { withinRetryWindow } from '../../src/util/retry-window.js';
 import { isTransientMetadataError } from './errors.js';
 
 const FIRST_DELAY_MS = 250;
@@ -31,25 +30,11 @@ export class StartupRetries {
   }
 
   /** `what` prefixes the warning of each retry (the request's own error may not say which service it was). */
-  async run<T>(operation: () => Promise<T>, what?: string): Promise<T> {
-    const { windowSeconds, log, hint } = this.settings;
-    try {
-      return await withRetries(operation, {
-        deadline: this.deadline,
-        initialDelayMs: FIRST_DELAY_MS,
-        maxDelayMs: MAX_DELAY_MS,
-        isTransient: isTransientMetadataError,
-        onRetry: (err, attempt, delayMs) =>
-          log.warn(
-            `${what ? `${what}: ` : ''}${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`,
-          ),
-      });
-    } catch (err) {
-      if (!isTransientMetadataError(err)) throw err;
-      throw new StartWorkerError(
-        `${errorMessage(err)}; gave up after startupRetryWindow (${windowSeconds}s): ${hint}`,
-        { cause: err },
-      );
-    }
+  run<T>(operation: () => Promise<T>, what?: string): Promise<T> {
+    return withinRetryWindow(
+      operation,
+      { initialDelayMs: FIRST_DELAY_MS, maxDelayMs: MAX_DELAY_MS, isTransient: isTransientMetadataError },
+      { ...this.settings, deadline: this.deadline, what },
+    );
   }
 }

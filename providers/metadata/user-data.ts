@@ -8,7 +8,7 @@ import { StartWorkerError, errorMessage } from '../../src/errors.js';
 import { isJsonObject, type JsonObject } from '../../src/json.js';
 import { normalizeRootUrl, type RunState } from '../../src/state.js';
 
-export const USER_DATA_KEYS = ['workerPoolId', 'providerId', 'rootUrl', 'workerGroup'] as const;
+const USER_DATA_KEYS = ['workerPoolId', 'providerId', 'rootUrl', 'workerGroup'] as const;
 export type WorkerManagerUserData = Record<(typeof USER_DATA_KEYS)[number], string>;
 
 /**

@@ -1,7 +1,7 @@
 /**
  * With --verbose, one debug line per HTTP request any part of start-worker
- * makes (Taskcluster calls through taskcluster-client, the AWS SDK, the
- * cloud metadata services through fetch): method, URL without credentials
+ * makes (Taskcluster calls through taskcluster-client and the cloud metadata
+ * services through node:http, anything using fetch through undici): method, URL without credentials
  * (there are none in ours; known secrets are redacted anyway), status and
  * duration. Read from Node's diagnostics channels, so
  * every client is covered without wrapping it.
@@ -23,21 +23,17 @@ interface UndiciRequest {
   path: string;
 }
 
-/** The URL to show (our requests carry no credentials in their URLs; the logger redacts any known secret). */
-function shown(origin: string, path: string): string {
-  return `${origin}${path}`;
-}
-
 export function logHttpRequests(log: Logger): void {
   const started = new WeakMap<object, number>();
   const line = (request: object, method: string, url: string, outcome: string): void => {
     const ms = Date.now() - (started.get(request) ?? Date.now());
     log.debug(`HTTP ${method} ${url}: ${outcome} in ${ms} ms`);
   };
-  // the Host header has the port, ClientRequest.host does not
+  // Our URLs carry no credentials (the logger redacts any known secret anyway).
+  // The Host header has the port, ClientRequest.host does not.
   const nodeUrl = (request: NodeRequest): string =>
-    shown(`${request.protocol ?? 'http:'}//${String(request.getHeader('host') ?? request.host)}`, request.path);
-  const undiciUrl = (request: UndiciRequest): string => shown(request.origin, request.path);
+    `${request.protocol ?? 'http:'}//${String(request.getHeader('host') ?? request.host)}${request.path}`;
+  const undiciUrl = (request: UndiciRequest): string => `${request.origin}${request.path}`;
 
   subscribe('http.client.request.start', (message) =>
     started.set((message as { request: object }).request, Date.now()),

@@ -2,7 +2,8 @@
 import type { CallSettings } from '../call-settings.js';
 import type { Logger } from '../logging/logger.js';
 import type { SecretRead } from '../secret-value.js';
-import { SHARED_SERVICE_BACKOFF, withRetries } from '../util/backoff.js';
+import { SHARED_SERVICE_BACKOFF } from '../util/backoff.js';
+import { withinRetryWindow } from '../util/retry-window.js';
 import { settledInOrder } from '../util/in-order.js';
 import { SecretSourceError, readAwsSecret } from './aws-secrets-manager.js';
 import type { SecretSourceConfig } from './schema.js';
@@ -18,22 +19,18 @@ export async function readSecretSources(
   settings: SecretSourceSettings,
   log: Logger,
 ): Promise<SecretRead[]> {
+  const deadline = Date.now() + settings.startupRetryWindowMs;
   const reads = await settledInOrder(
     sources.map(async (source): Promise<SecretRead | undefined> => {
-      const value = await withRetries(
+      const value = await withinRetryWindow(
         () =>
           readAwsSecret(source, {
             region: settings.awsRegion,
             requestTimeoutMs: settings.requestTimeoutMs,
             tls: settings.tls,
           }),
-        {
-          ...SHARED_SERVICE_BACKOFF,
-          deadline: Date.now() + settings.startupRetryWindowMs,
-          isTransient: (err) => err instanceof SecretSourceError && err.transient,
-          onRetry: (err, attempt, delayMs) =>
-            log.warn(`${(err as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
-        },
+        { ...SHARED_SERVICE_BACKOFF, isTransient: (err) => err instanceof SecretSourceError && err.transient },
+        { deadline, windowSeconds: settings.startupRetryWindowMs / 1000, log },
       );
       if (value !== undefined) return { source: `AWS Secrets Manager secret '${source.secretId}'`, value };
       log.warn(`AWS Secrets Manager secret '${source.secretId}' does not exist; it is optional, continuing without it`);

@@ -107,11 +107,33 @@ async function loadLibrary(tls: AgentOptions | undefined) {
     import('node:http'),
     import('node:https'),
   ]);
-  // One socket per host: a second request waits for the warm connection
-  // (one round trip) rather than opening another (a TCP and a TLS handshake).
-  taskcluster.agents.http = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  taskcluster.agents.https = new https.Agent({ ...tls, keepAlive: true, maxSockets: 1 });
+  // One socket per host during startup: a second request waits for the warm
+  // connection (one round trip) rather than opening another (a TCP and a TLS
+  // handshake). allowConcurrentTaskclusterCalls lifts the limit later.
+  taskcluster.agents.http = new http.Agent({ keepAlive: true, maxSockets: socketsPerHost });
+  taskcluster.agents.https = new https.Agent({ ...tls, keepAlive: true, maxSockets: socketsPerHost });
   return taskcluster;
+}
+
+/** Sockets per host once the worker runs. */
+const RUNNING_SOCKETS_PER_HOST = 4;
+let socketsPerHost = 1;
+
+/**
+ * Once the worker runs, calls overlap for no reason of ours (a renewal while
+ * error reports are on their way), and a call's timeout counts its time in
+ * the agent's queue: give them sockets of their own so one slow call cannot
+ * time out the others.
+ */
+export function allowConcurrentTaskclusterCalls(): void {
+  socketsPerHost = RUNNING_SOCKETS_PER_HOST;
+  void loading?.then(
+    ({ agents }) => {
+      agents.http.maxSockets = socketsPerHost;
+      agents.https.maxSockets = socketsPerHost;
+    },
+    () => undefined,
+  );
 }
 
 /** Start loading the client while other work (cloud metadata requests) is in flight. */

@@ -10,6 +10,8 @@ import { isTransient, reportWorkerErrorCall, type CallSettings } from './client.
 const KIND_MAX = 128;
 const TITLE_MAX = 128;
 const DESCRIPTION_MAX = 10240;
+/** Reports on their way at once; a worker sending more is reporting in a loop. */
+const MAX_IN_FLIGHT = 10;
 
 function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 3)}...`;
@@ -36,7 +38,9 @@ export function normalizeErrorReport(report: ErrorReport): ErrorReport {
 
 /**
  * Sends error reports to worker-manager. Failures are logged and never stop
- * the worker; `flush` waits (boundedly) for reports still on their way.
+ * the worker; `flush` waits (boundedly) for reports still on their way. A
+ * worker that reports faster than worker-manager answers has its extra
+ * reports logged but not sent, so neither memory nor the queue grows.
  */
 export class ErrorReporter {
   private readonly pending = new Set<Promise<void>>();
@@ -52,12 +56,18 @@ export class ErrorReporter {
     const normalized = normalizeErrorReport(report);
     if (from === 'worker') this.log.warn(`worker reported an error: ${normalized.kind}: ${normalized.title}`);
     else this.log.info(`reporting the failure to worker-manager: ${normalized.kind}: ${normalized.title}`);
+    if (this.pending.size >= MAX_IN_FLIGHT) {
+      this.log.warn(
+        `not forwarding this error report to worker-manager: ${MAX_IN_FLIGHT} reports are still on their way`,
+      );
+      return;
+    }
     const sending = this.send(normalized).finally(() => this.pending.delete(sending));
     this.pending.add(sending);
   }
 
-  /** Wait for reports in flight, at most `timeoutMs`. */
-  async flush(timeoutMs: number): Promise<void> {
+  /** Wait for reports in flight, at most `timeoutMs` (by default 30 s: the worker has exited, the machine is going). */
+  async flush(timeoutMs = 30_000): Promise<void> {
     if (this.pending.size === 0) return;
     await Promise.race([Promise.all(this.pending), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
   }

@@ -5,6 +5,7 @@ import type { TerminationRequester } from '../plugin.js';
 import type { WorkerProtocol } from '../protocol/protocol.js';
 import type { RunState } from '../state.js';
 import { SHARED_SERVICE_BACKOFF, withRetries } from '../util/backoff.js';
+import { retryWarning } from '../util/retry-window.js';
 import { sleepUntil } from '../util/wall-clock.js';
 import { isTransient, reregisterWorkerCall, type CallSettings } from './client.js';
 
@@ -138,13 +139,12 @@ export class CredentialRenewal {
           ...SHARED_SERVICE_BACKOFF,
           deadline,
           isTransient,
-          onRetry: (err, attempt, delayMs) =>
-            log.warn(
-              `renewing credentials: ${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`,
-            ),
+          signal: this.abort.signal,
+          onRetry: (err, attempt, delayMs) => log.warn(retryWarning('renewing credentials', err, attempt, delayMs)),
         },
       );
     } catch (err) {
+      if (this.abort.signal.aborted) return false;
       return stopWorker(`cannot renew credentials: ${errorMessage(err)}`);
     }
     if (this.abort.signal.aborted) return false;

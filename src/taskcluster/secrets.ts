@@ -1,5 +1,5 @@
 /** Worker configuration and files from the Taskcluster secrets service. */
-import { StartWorkerError } from '../errors.js';
+import { StartWorkerError, errorMessage } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { SecretRead } from '../secret-value.js';
 import { settledInOrder } from '../util/in-order.js';
@@ -35,7 +35,7 @@ export async function readTaskclusterSecrets(
           else log.debug(`no secret ${name} (HTTP ${err.statusCode})`);
           return undefined;
         }
-        throw new StartWorkerError(`cannot read worker secrets: ${(err as Error).message}`);
+        throw new StartWorkerError(`cannot read worker secrets: ${errorMessage(err)}`, { cause: err });
       }
     }),
   );

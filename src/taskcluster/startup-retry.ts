@@ -1,6 +1,6 @@
-import { StartWorkerError, errorMessage } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import { RetryAfterTooLateError, SHARED_SERVICE_BACKOFF, withRetries } from '../util/backoff.js';
+import { SHARED_SERVICE_BACKOFF } from '../util/backoff.js';
+import { withinRetryWindow } from '../util/retry-window.js';
 import { isTransient, type CallSettings } from './client.js';
 
 /**
@@ -8,26 +8,20 @@ import { isTransient, type CallSettings } from './client.js';
  * failures within startupRetryWindow, with the policy for a service the
  * whole fleet shares: full jitter, and a service's Retry-After honoured.
  */
-export async function withStartupRetries<T>(
+export function withStartupRetries<T>(
   what: string,
   settings: CallSettings,
   log: Logger,
   operation: () => Promise<T>,
 ): Promise<T> {
-  try {
-    return await withRetries(operation, {
-      ...SHARED_SERVICE_BACKOFF,
+  return withinRetryWindow(
+    operation,
+    { ...SHARED_SERVICE_BACKOFF, isTransient },
+    {
       deadline: Date.now() + settings.startupRetryWindowMs,
-      isTransient,
-      onRetry: (err, attempt, delayMs) =>
-        log.warn(`${what}: ${errorMessage(err)}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
-    });
-  } catch (err) {
-    if (err instanceof RetryAfterTooLateError) throw err;
-    if (!isTransient(err)) throw err;
-    throw new StartWorkerError(
-      `${errorMessage(err)}; gave up after startupRetryWindow (${settings.startupRetryWindowMs / 1000}s)`,
-      { cause: err },
-    );
-  }
+      windowSeconds: settings.startupRetryWindowMs / 1000,
+      log,
+      what,
+    },
+  );
 }

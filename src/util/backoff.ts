@@ -44,6 +44,8 @@ export interface RetryPolicy {
   maxRetryAfterMs?: number;
   /** Whether a failure is worth another attempt (default: every failure). */
   isTransient?: (err: unknown) => boolean;
+  /** Ends the retries: no attempt starts once it aborts (the last failure is thrown). */
+  signal?: AbortSignal;
   /** Told about each failure that will be retried, with the delay before the next attempt. */
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
   /** For tests: the random source (in [0, 1)) and the clock. */
@@ -53,7 +55,8 @@ export interface RetryPolicy {
 
 export interface RetryClock {
   now(): number;
-  sleep(ms: number): Promise<void>;
+  /** Wait `ms`, or less when `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 const DEFAULT_BASE_MS = 1000;
@@ -87,7 +90,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-const realClock: RetryClock = { now: () => Date.now(), sleep: (ms) => sleep(ms) };
+const realClock: RetryClock = { now: () => Date.now(), sleep };
 
 /** The ceiling of the delay before retry number `attempt` (1-based): base * 2^(attempt-1), capped. */
 export function backoffCeiling(attempt: number, initialDelayMs: number, maxDelayMs: number): number {
@@ -139,7 +142,7 @@ export function retryAfterDelay(
 }
 
 /** How long a failure says to wait before the next attempt: its `retryAfterMs`, when it has one. */
-export function retryAfterOf(err: unknown): number | undefined {
+function retryAfterOf(err: unknown): number | undefined {
   const value = typeof err === 'object' && err !== null ? (err as { retryAfterMs?: unknown }).retryAfterMs : undefined;
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
 }
@@ -217,8 +220,10 @@ export async function withRetries<T>(operation: (attempt: number) => Promise<T>,
       }
       // the last attempt at the deadline itself, never after it (and never before a Retry-After: it fits, checked above)
       delayMs = Math.min(delayMs, remaining);
+      if (policy.signal?.aborted) throw err;
       policy.onRetry?.(err, attempt, delayMs);
-      await clock.sleep(delayMs);
+      await clock.sleep(delayMs, policy.signal);
+      if (policy.signal?.aborted) throw err;
     }
   }
 }

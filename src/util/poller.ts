@@ -1,6 +1,7 @@
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { backoffDelay, sleep } from './backoff.js';
+import { delayInSeconds } from './retry-window.js';
 
 export interface PollerOptions {
   /** What is being watched, for log messages. */
@@ -57,9 +58,7 @@ export class Poller {
         pause = backoffDelay(failures, errorDelayMs, maxBackoffMs);
         // the first failures, then every tenth: a long outage must not flood the log
         if (failures <= 3 || failures % 10 === 0)
-          log.warn(
-            `${name} failed (${failures} in a row): ${errorMessage(err)}; retrying in ${(pause / 1000).toFixed(pause < 1000 ? 2 : 1)}s`,
-          );
+          log.warn(`${name} failed (${failures} in a row): ${errorMessage(err)}; retrying in ${delayInSeconds(pause)}`);
       }
       await sleep(pause, signal);
     }

@@ -2,6 +2,8 @@
 import { builtinRegistry } from './builtins.js';
 import { main as cli } from './src/cli.js';
 
+export { exitWhenWritten } from './src/util/exit.js';
+
 export function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   return cli(argv, env, builtinRegistry);
 }

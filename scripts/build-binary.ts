@@ -120,7 +120,7 @@ const main = await build({
   ...common,
   stdin: {
     contents:
-      "import { main } from './dist/main.js';\nmain(process.argv.slice(2)).then((code) => process.exit(code));\n",
+      "import { exitWhenWritten, main } from './dist/main.js';\nmain(process.argv.slice(2)).then(exitWhenWritten);\n",
     resolveDir: root,
     sourcefile: 'sea-entry.js',
   },

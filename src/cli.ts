@@ -12,6 +12,7 @@ import { StdioDestination } from './logging/stdio.js';
 import type { PluginRegistry } from './registry.js';
 import { runWorker } from './run.js';
 import { tlsAgentOptions } from './tls.js';
+import { exitWhenWritten } from './util/exit.js';
 import { VERSION } from './version.js';
 
 const COMMANDS = [
@@ -50,7 +51,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, newRegistry: 
   const onFatal = (err: unknown): void => {
     reportError(err, log, verbose);
     log.flush();
-    process.exit(1);
+    exitWhenWritten(1);
   };
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);

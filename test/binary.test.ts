@@ -1,4 +1,4 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import AdmZip from 'adm-zip';
@@ -166,5 +166,28 @@ t.test(
     );
     const refused = await run(['validate', bad]);
     t.match(refused.stderr, /logging\.level: must be one of "a", "b"/, "ajv compiled the plugin's schema");
+  },
+);
+
+t.test(
+  "the single executable's last lines reach a reader of its stderr that falls behind",
+  { skip: existsSync(binary) ? false : 'not built; run npm run build:binary' },
+  async (t) => {
+    const dir = tempDir(t);
+    const config = writeConfig(dir, {
+      provider: standaloneProvider(),
+      worker: { implementation: 'command', command: ['/usr/bin/seq', '1', '20000'], passCredentials: 'none' },
+      getSecrets: false,
+    });
+    const child = spawn(binary, [config], { cwd: dir, env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // a pipe holds 64 KiB: the rest waits in the process until it is read
+    child.stderr.pause();
+    setTimeout(() => child.stderr.resume(), 3000);
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    t.equal(code, 0, stderr.slice(-2000));
+    t.equal(stderr.match(/Z \d+\n/g)?.length, 20000, 'every line of the worker');
+    t.match(stderr, /worker exited with code 0\n$/, 'and the last one');
   },
 );

@@ -55,6 +55,8 @@ export interface CliOptions {
   cwd?: string;
   timeoutMs?: number;
   nodeArgs?: string[];
+  /** Leave start-worker's stderr unread this long (a reader that falls behind, as journald can). */
+  readStderrAfterMs?: number;
 }
 
 /** Run start-worker as a real subprocess and wait for it. */
@@ -98,6 +100,10 @@ export function startCli(
       stderr += chunk.toString();
       stderrSoFar = stderr;
     });
+    if (options.readStderrAfterMs !== undefined) {
+      child.stderr.pause();
+      setTimeout(() => child.stderr.resume(), options.readStderrAfterMs);
+    }
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`start-worker ${args.join(' ')} did not finish in time; stderr so far:\n${stderr}`));

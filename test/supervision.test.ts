@@ -102,6 +102,16 @@ t.test('a worker that floods its log: every message arrives, the last ones too',
   t.match(forwarded.at(-1), /flood message number 20000; n: 20000$/);
 });
 
+t.test('a reader of its stderr that falls behind still gets every line before start-worker exits', async (t) => {
+  // A pipe holds 64 KiB; the rest waits in start-worker, and process.exit() would drop it.
+  const { config, env } = setup(t, { capabilities: ['log'], flood: 20000, exitAfterOutput: 0 });
+  const result = await runCli([config], { env, readStderrAfterMs: 4000 });
+  t.equal(result.code, 0);
+  const forwarded = result.stderr.split('\n').filter((line) => line.includes('flood message number'));
+  t.equal(forwarded.length, 20000);
+  t.match(result.stderr, /worker exited with code 0\n$/, 'the last line too');
+});
+
 t.test(
   'SIGTERM and SIGINT mean stop now: graceful-termination with finish-tasks false reaches the worker, which exits',
   async (t) => {

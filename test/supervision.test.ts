@@ -227,6 +227,32 @@ t.test('no orphans: what the worker leaves behind goes with it', async (t) => {
   t.pass('the child the worker left behind was killed');
 });
 
+t.test('a daemon the worker started in a session of its own does not keep start-worker waiting', async (t) => {
+  const dir = tempDir(t);
+  const pidFile = join(dir, 'daemon.pid');
+  t.teardown(() => {
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  // setsid: out of the worker's process group, so killing the group leaves it holding the output
+  const daemon = `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 60' & echo worker done`;
+  const config = writeConfig(dir, {
+    provider: standaloneProvider(),
+    worker: { implementation: 'command', command: ['/bin/sh', '-c', daemon], passCredentials: 'none' },
+    getSecrets: false,
+  });
+  const started = Date.now();
+  const result = await runCli([config], { t, timeoutMs: 30_000 });
+  t.equal(result.code, 0, result.stderr);
+  t.ok(Date.now() - started < 15_000, `exited after ${Date.now() - started} ms, not after the daemon's 60 s`);
+  t.match(result.stderr, /Z worker done\n/, "the worker's output before it exited");
+  t.match(
+    result.stderr,
+    /outside its process group \(setsid\?\) still holds the worker's output open; no longer reading it/,
+  );
+  t.match(result.stderr, /worker exited with code 0\n$/);
+});
+
 t.test('protocol: false: stdout is log output and the termination signal is configurable', async (t) => {
   const { config, env, recorded, started } = setup(
     t,

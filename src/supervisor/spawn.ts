@@ -7,6 +7,8 @@ import type { WorkerProcess, WorkerExit, WorkerLaunch } from './types.js';
 
 /** How long to wait for the worker's output to end after it exited, before killing what holds it open. */
 const OUTPUT_DRAIN_MS = 5000;
+/** How long the output may stay open after the worker's process group was killed. */
+const OUTPUT_AFTER_KILL_MS = 2000;
 
 export interface SpawnOptions {
   log: Logger;
@@ -122,7 +124,9 @@ function wireOutput(subprocess: ChildWorker, protocol: WorkerProtocol, options: 
  * The worker's exit, acted on only once its output has been read to the
  * end, so the last messages are not lost; a leftover child holding the
  * output open gets a few seconds. Whatever the worker left in its group is
- * killed, and so is the group if the runner itself goes away.
+ * killed, and so is the group if the runner itself goes away. A process
+ * that left the group (setsid) cannot be killed with it: if it still holds
+ * the output open, start-worker stops reading rather than wait for it.
  */
 async function awaitExit(
   subprocess: ChildWorker,
@@ -134,18 +138,30 @@ async function awaitExit(
   const status = await new Promise<WorkerExit>((resolve) =>
     subprocess.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  let timer: NodeJS.Timeout | undefined;
-  const drained = await Promise.race([
-    outputDone.then(() => true),
-    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), OUTPUT_DRAIN_MS))),
-  ]);
-  clearTimeout(timer);
-  if (!drained)
+  if (!(await settlesWithin(outputDone, OUTPUT_DRAIN_MS)))
     log.warn('worker exited but something it started still holds its output open; killing its process group');
   killGroup();
+  if (!(await settlesWithin(outputDone, OUTPUT_AFTER_KILL_MS))) {
+    log.warn(
+      "a process the worker started outside its process group (setsid?) still holds the worker's output open; no longer reading it",
+    );
+    subprocess.stdout.destroy();
+    subprocess.stderr.destroy();
+  }
   await outputDone;
   process.removeListener('exit', killGroup);
   return status;
+}
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    promise.then(() => true),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ]);
+  clearTimeout(timer);
+  return settled;
 }
 
 let runnerOomAdjusted = false;

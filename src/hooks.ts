@@ -4,11 +4,13 @@
  * They get the step and, once known, the worker's identity in their
  * environment, never credentials.
  */
+import { spawn } from 'node:child_process';
 import { StartWorkerError, errorMessage } from './errors.js';
 import type { Logger } from './logging/logger.js';
 import { LineSplitter } from './protocol/framing.js';
 import type { JsonSchema } from './schema.js';
 import type { RunState } from './state.js';
+import { settlesWithin } from './util/settles-within.js';
 import { identityEnvironment } from './worker-config.js';
 
 export const HOOK_STEPS = [
@@ -31,6 +33,10 @@ export type HookSpec = string[] | { command: string[]; timeout?: number };
 export type HooksConfig = Partial<Record<HookStep, HookSpec[]>>;
 
 const DEFAULT_TIMEOUT_SECONDS = 60;
+/** After a timed-out hook is sent SIGTERM, how long before SIGKILL. */
+const HOOK_KILL_AFTER_MS = 5000;
+/** How long a hook's output is still read after it exited (what it wrote last may be in flight). */
+const HOOK_OUTPUT_AFTER_EXIT_MS = 1000;
 /** Never handed to a hook, even when start-worker's own environment has them. */
 const WITHHELD_VARIABLES = [
   'TASKCLUSTER_CLIENT_ID',
@@ -126,37 +132,63 @@ export class Hooks {
       START_WORKER_STEP: step,
     });
 
-    const { execa } = await import('execa');
     this.log.debug(`${name}: running ${JSON.stringify([file, ...args])} (timeout ${timeoutSeconds}s)`);
     const started = Date.now();
-    const subprocess = execa(file!, args, {
-      env,
-      extendEnv: false,
-      stdin: 'ignore',
-      all: true,
-      buffer: false,
-      reject: false,
-      timeout: timeoutSeconds * 1000,
-      encoding: 'buffer',
-    });
-    const lines = new LineSplitter(
-      65_536,
-      (line) => this.log.info(`${name}: ${line}`),
-      () => this.log.warn(`${name}: dropped an over-long output line`),
-    );
-    subprocess.all?.on('data', (chunk: Buffer) => lines.push(chunk));
-    const result = await subprocess;
-    lines.end();
-    if (result.timedOut) throw new StartWorkerError(`${name} did not finish within ${timeoutSeconds}s`);
-    if (result.failed) {
-      const why =
-        result.exitCode !== undefined
-          ? `exited with code ${result.exitCode}`
-          : result.signal
-            ? `died of ${result.signal}`
-            : (result.shortMessage ?? 'failed');
+    const outcome = await this.spawnHook(name, file!, args, env, timeoutSeconds);
+    if ('error' in outcome) throw new StartWorkerError(`${name} could not be started: ${outcome.error.message}`);
+    if (outcome.timedOut) throw new StartWorkerError(`${name} did not finish within ${timeoutSeconds}s`);
+    if (outcome.code !== 0) {
+      const why = outcome.code !== null ? `exited with code ${outcome.code}` : `died of ${outcome.signal}`;
       throw new StartWorkerError(`${name} ${why}`);
     }
     this.log.debug(`${name} exited with code 0 after ${Date.now() - started} ms`);
+  }
+
+  /**
+   * A hook is done when its process exits. Its output is logged line by
+   * line; a process it left running (a daemon it started) may keep the output
+   * open, and is left running, but not waited for.
+   */
+  private async spawnHook(
+    name: string,
+    file: string,
+    args: string[],
+    env: Record<string, string | undefined>,
+    timeoutSeconds: number,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean } | { error: Error }> {
+    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const outputEnded = Promise.all(
+      [child.stdout, child.stderr].map((stream) => {
+        const lines = new LineSplitter(
+          65_536,
+          (line) => this.log.info(`${name}: ${line}`),
+          () => this.log.warn(`${name}: dropped an over-long output line`),
+        );
+        stream.on('data', (chunk: Buffer) => lines.push(chunk));
+        return new Promise<void>((resolve) => stream.once('close', () => resolve(lines.end())));
+      }),
+    );
+    let timedOut = false;
+    let forceKill: NodeJS.Timeout | undefined;
+    const timeout = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+      forceKill = setTimeout(() => child.kill('SIGKILL'), HOOK_KILL_AFTER_MS);
+    }, timeoutSeconds * 1000);
+    const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null } | { error: Error }>(
+      (resolve) => {
+        child.once('error', (error) => resolve({ error }));
+        child.once('exit', (code, signal) => resolve({ code, signal }));
+      },
+    );
+    clearTimeout(timeout);
+    clearTimeout(forceKill);
+    if (!(await settlesWithin(outputEnded, HOOK_OUTPUT_AFTER_EXIT_MS))) {
+      this.log.info(`${name}: a process it started still holds its output open; no longer reading it`);
+      child.stdout.destroy();
+      child.stderr.destroy();
+    }
+    await outputEnded;
+    return 'error' in outcome ? outcome : { ...outcome, timedOut };
   }
 }

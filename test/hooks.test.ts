@@ -1,8 +1,10 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { FakeTaskcluster } from './fakes/taskcluster.js';
 import {
   fakeWorkerSection,
+  isAlive,
   readJsonLines,
   recordingShutdown,
   runCli,
@@ -129,6 +131,42 @@ t.test('a hook that runs past its timeout is stopped and stops startup', async (
   t.equal(result.code, 1);
   t.match(result.stderr, /error: hook pre-start \[.*node\] did not finish within 1s/);
   t.ok(Date.now() - started < 20_000);
+});
+
+t.test('a hook that starts a daemon is done when it exits; the daemon keeps running', async (t) => {
+  const { config, dir } = await staticSetup(t);
+  const pidFile = join(dir, 'daemon.pid');
+  t.teardown(() => {
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+    if (pid > 0 && isAlive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  // the daemon inherits the hook's output and holds it open
+  const script = `sh -c 'echo $$ > ${pidFile}; exec sleep 60' & echo started the daemon`;
+  const started = Date.now();
+  const result = await runCli([config({ 'pre-start': [{ command: ['/bin/sh', '-c', script], timeout: 20 }] })], {
+    env: { FAKE_WORKER: JSON.stringify({ capabilities: [], exitAfterOutput: 0 }) },
+  });
+  t.equal(result.code, 0, result.stderr);
+  t.match(result.stderr, /hook pre-start \[\/bin\/sh\]: started the daemon\n/);
+  t.match(
+    result.stderr,
+    /hook pre-start \[\/bin\/sh\]: a process it started still holds its output open; no longer reading it/,
+  );
+  t.match(result.stderr, /starting worker/);
+  t.ok(Date.now() - started < 15_000, `startup went on after ${Date.now() - started} ms, not after the daemon's 60 s`);
+  t.ok(isAlive(Number(readFileSync(pidFile, 'utf8'))), 'the daemon is still running');
+});
+
+t.test('a hook that cannot be started stops startup, saying why', async (t) => {
+  const { config } = await staticSetup(t);
+  const result = await runCli([config({ 'pre-start': [['/nonexistent/hook']] })], {
+    env: { FAKE_WORKER: JSON.stringify({ capabilities: [], exitAfterOutput: 0 }) },
+  });
+  t.equal(result.code, 1);
+  t.match(
+    result.stderr,
+    /error: hook pre-start \[\/nonexistent\/hook\] could not be started: spawn \/nonexistent\/hook ENOENT\n$/,
+  );
 });
 
 t.test('hooks of steps a cached run skips do not run', async (t) => {

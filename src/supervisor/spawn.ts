@@ -3,6 +3,7 @@ import { errorMessage, StartWorkerError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from '../protocol/framing.js';
 import { WorkerProtocol } from '../protocol/protocol.js';
+import { settlesWithin } from '../util/settles-within.js';
 import type { WorkerProcess, WorkerExit, WorkerLaunch } from './types.js';
 
 /** How long to wait for the worker's output to end after it exited, before killing what holds it open. */
@@ -151,17 +152,6 @@ async function awaitExit(
   await outputDone;
   process.removeListener('exit', killGroup);
   return status;
-}
-
-/** Whether `promise` settles within `ms`. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const settled = await Promise.race([
-    promise.then(() => true),
-    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
-  ]);
-  clearTimeout(timer);
-  return settled;
 }
 
 let runnerOomAdjusted = false;

@@ -77,7 +77,7 @@ const hookEntry: JsonSchema = {
 export const hooksSchema: JsonSchema = {
   type: 'object',
   description:
-    'Commands to run at each step: `pre-`/`post-` `configure` (the provider), `register`, `secrets`, `files` (the worker implementation configures the run, the state is cached, files are written), `start` (spawning the worker), and `termination-notice` and `worker-exit`. Each entry is an argv list or `{command: [argv], timeout: seconds}` (default 60). A failing `pre-`/`post-` hook stops startup.',
+    'Commands to run at each step: `pre-`/`post-` `configure` (the provider), `register`, `secrets`, `files` (the worker implementation configures the run, the state is cached, files are written), `start` (spawning the worker), and `termination-notice` and `worker-exit`. Each entry is an argv list or `{command: [argv], timeout: seconds}` (default 60). A failing `pre-`/`post-` hook stops startup. A hook is done when its process exits: a daemon it starts in the background keeps running.',
   properties: Object.fromEntries(
     HOOK_STEPS.map((step) => [step, { type: 'array', items: hookEntry, description: HOOK_DESCRIPTIONS[step] }]),
   ),

@@ -7,10 +7,10 @@
 import { spawn } from 'node:child_process';
 import { StartWorkerError, errorMessage } from './errors.js';
 import type { Logger } from './logging/logger.js';
-import { LineSplitter } from './protocol/framing.js';
+import { readLines } from './protocol/framing.js';
 import type { JsonSchema } from './schema.js';
 import type { RunState } from './state.js';
-import { settlesWithin } from './util/settles-within.js';
+import { endedOrStopReading } from './util/output-drain.js';
 import { identityEnvironment } from './worker-config.js';
 
 export const HOOK_STEPS = [
@@ -158,15 +158,14 @@ export class Hooks {
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean } | { error: Error }> {
     const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const outputEnded = Promise.all(
-      [child.stdout, child.stderr].map((stream) => {
-        const lines = new LineSplitter(
+      [child.stdout, child.stderr].map((stream) =>
+        readLines(
+          stream,
           65_536,
           (line) => this.log.info(`${name}: ${line}`),
           () => this.log.warn(`${name}: dropped an over-long output line`),
-        );
-        stream.on('data', (chunk: Buffer) => lines.push(chunk));
-        return new Promise<void>((resolve) => stream.once('close', () => resolve(lines.end())));
-      }),
+        ),
+      ),
     );
     let timedOut = false;
     let forceKill: NodeJS.Timeout | undefined;
@@ -183,11 +182,8 @@ export class Hooks {
     );
     clearTimeout(timeout);
     clearTimeout(forceKill);
-    if (!(await settlesWithin(outputEnded, HOOK_OUTPUT_AFTER_EXIT_MS))) {
+    if (!(await endedOrStopReading(outputEnded, [child.stdout, child.stderr], HOOK_OUTPUT_AFTER_EXIT_MS)))
       this.log.info(`${name}: a process it started still holds its output open; no longer reading it`);
-      child.stdout.destroy();
-      child.stderr.destroy();
-    }
     await outputEnded;
     return 'error' in outcome ? outcome : { ...outcome, timedOut };
   }

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 
 /** The default longest line (without its newline) accepted from a worker: 1 MiB. */
@@ -84,4 +85,21 @@ export class LineSplitter {
   private emit(line: string): void {
     this.onLine(line.charCodeAt(line.length - 1) === 13 /* \r */ ? line.slice(0, -1) : line);
   }
+}
+
+/** Split a stream into lines until it closes; resolves then, after the last line. */
+export function readLines(
+  stream: Readable,
+  maxLineBytes: number,
+  onLine: (line: string) => void,
+  onOverlong: (bytes: number) => void,
+): Promise<void> {
+  const lines = new LineSplitter(maxLineBytes, onLine, onOverlong);
+  stream.on('data', (chunk: Buffer) => lines.push(chunk));
+  return new Promise((resolve) =>
+    stream.once('close', () => {
+      lines.end();
+      resolve();
+    }),
+  );
 }

@@ -1,9 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import { errorMessage, StartWorkerError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from '../protocol/framing.js';
+import { DEFAULT_MAX_LINE_BYTES, readLines } from '../protocol/framing.js';
 import { WorkerProtocol } from '../protocol/protocol.js';
-import { settlesWithin } from '../util/settles-within.js';
+import { endedOrStopReading, settlesWithin } from '../util/output-drain.js';
 import type { WorkerProcess, WorkerExit, WorkerLaunch } from './types.js';
 
 /** How long to wait for the worker's output to end after it exited, before killing what holds it open. */
@@ -106,18 +106,12 @@ function wireOutput(subprocess: ChildWorker, protocol: WorkerProtocol, options: 
   const { log } = options;
   subprocess.stdout.on('data', (chunk: Buffer) => protocol.receive(chunk));
   subprocess.stdout.once('close', () => protocol.end());
-  const stderrLines = new LineSplitter(
+  const stderrDone = readLines(
+    subprocess.stderr,
     options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
     (line) => log.workerStderr(line),
     (bytes) => log.warn(`worker wrote a stderr line of ${bytes} bytes, longer than the limit; dropped it`),
   );
-  const stderrDone = new Promise<void>((resolve) => {
-    subprocess.stderr.on('data', (chunk: Buffer) => stderrLines.push(chunk));
-    subprocess.stderr.once('close', () => {
-      stderrLines.end();
-      resolve();
-    });
-  });
   return Promise.all([protocol.eof, stderrDone]).then(() => undefined);
 }
 
@@ -142,13 +136,10 @@ async function awaitExit(
   if (!(await settlesWithin(outputDone, OUTPUT_DRAIN_MS)))
     log.warn('worker exited but something it started still holds its output open; killing its process group');
   killGroup();
-  if (!(await settlesWithin(outputDone, OUTPUT_AFTER_KILL_MS))) {
+  if (!(await endedOrStopReading(outputDone, [subprocess.stdout, subprocess.stderr], OUTPUT_AFTER_KILL_MS)))
     log.warn(
       "a process the worker started outside its process group (setsid?) still holds the worker's output open; no longer reading it",
     );
-    subprocess.stdout.destroy();
-    subprocess.stderr.destroy();
-  }
   await outputDone;
   process.removeListener('exit', killGroup);
   return status;

@@ -87,3 +87,20 @@ export function dependentPhases(requests: ProxiedRequest[]): number {
   }
   return phases;
 }
+
+/** The most requests in flight at once: HTTP/1.1 needs a connection for each. */
+export function mostInFlight(requests: ProxiedRequest[]): number {
+  const edges = requests.flatMap((r) => [
+    { at: r.start, change: 1 },
+    { at: r.end, change: -1 },
+  ]);
+  // an answer that ends as another request starts frees its connection first
+  edges.sort((a, b) => a.at - b.at || a.change - b.change);
+  let inFlight = 0;
+  let most = 0;
+  for (const edge of edges) {
+    inFlight += edge.change;
+    most = Math.max(most, inFlight);
+  }
+  return most;
+}

@@ -45,6 +45,9 @@ const PATHS = {
   rebalanceRecommendation: '/latest/meta-data/events/recommendations/rebalance',
 } as const;
 
+/** The requests configureRun makes at once once it has a token: the spot notice (two paths) and five more. */
+const CONFIGURE_REQUESTS = 7;
+
 const TOKEN_HEADER = 'X-aws-ec2-metadata-token';
 /** The longest session token lifetime IMDSv2 grants (6 hours). */
 const TOKEN_TTL_SECONDS = 21600;
@@ -125,7 +128,9 @@ class AwsProvider implements Provider {
 
   async configureRun(state: RunState): Promise<IdentityProof> {
     const startup = this.startupRetries();
-    // Everything at once: the service answers in milliseconds, and boot time matters.
+    // Everything at once, on connections opened while the session token is
+    // fetched: the service answers in milliseconds, and boot time matters.
+    this.imds().preconnect(CONFIGURE_REQUESTS);
     const [, userDataText, raw, signature, hostname, ipv4] = await settledInOrder([
       // an instance already going away is refused first, whatever else failed
       this.startupNotice(startup).then((announced) => {
@@ -309,6 +314,12 @@ class Imdsv2Client {
 
   url(path: string): string {
     return this.service.url(path);
+  }
+
+  /** Connections for `count` requests made at once (the first, a token request, takes one). */
+  preconnect(count: number): void {
+    // a connection that cannot be opened is the requests' to report
+    this.service.preconnect(count).catch(() => undefined);
   }
 
   /** GET a metadata path: its text, or undefined when the path does not exist (404). */

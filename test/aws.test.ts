@@ -803,6 +803,25 @@ t.test('aws end to end', async (t) => {
     },
   );
 
+  t.test('the requests after the token go out on connections opened while the token was fetched', async (t) => {
+    const { imds, config, env } = await awsSetup(t);
+    // a slow token: a connection opened for the requests after it is plainly opened before its answer
+    imds.inject(TOKEN_PATH, { kind: 'delay', ms: 300 });
+    const result = await runCli([config()], { env: env({ capabilities: [], exitAfterOutput: 0 }) });
+    t.equal(result.code, 0, result.stderr);
+    const [token] = imds.requests.filter((r) => r.path === TOKEN_PATH);
+    const configure = imds.requests.filter(
+      (r) => r.method === 'GET' && !r.path.includes('/spot/') && r.time < (token?.answeredAt ?? 0) + 1000,
+    );
+    t.equal(configure.length, 5, 'user data, identity document and signature, public hostname and address');
+    const late = configure.filter((r) => r.connectedAt! > token!.answeredAt!);
+    t.same(
+      late.map((r) => r.path),
+      [],
+      'no request waited for a connection of its own after the token',
+    );
+  });
+
   t.test('idle traffic at default settings: one poll a second, the token reused', async (t) => {
     const { imds, config, env } = await awsSetup(t);
     const run = startCli([config({ provider: { terminationPollInterval: undefined } })], {

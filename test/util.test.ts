@@ -1,7 +1,9 @@
 import { getEventListeners } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { sleep, withRetries } from '../src/util/backoff.js';
-import { httpRequest } from '../src/util/http.js';
+import { httpRequest, preconnect } from '../src/util/http.js';
 import { Poller } from '../src/util/poller.js';
 import { LoopbackServer } from './fakes/http.js';
 import { waitFor } from './helpers.js';
@@ -130,3 +132,53 @@ t.test('httpRequest leaves no listener on the caller signal, answered, failed or
 t.test('sleepUntil refuses a time that is not a number (an unparsable expiry), instead of spinning', async (t) => {
   await t.rejects(sleepUntil(Number.NaN), /not a time/);
 });
+
+t.test(
+  'preconnect opens connections that the next requests take; unused ones are closed; a failed one is dropped',
+  async (t) => {
+    let opened = 0;
+    let closed = 0;
+    const requestedAfter: number[] = [];
+    const server = createServer((req, res) => {
+      requestedAfter.push(opened);
+      res.end('ok');
+    });
+    server.on('connection', (socket) => {
+      opened += 1;
+      socket.on('close', () => (closed += 1));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+    await preconnect(url, 3);
+    await waitFor('three connections', () => opened === 3);
+    const answers = await Promise.all([1, 2, 3].map((i) => httpRequest(`${url}/${i}`, { timeoutMs: 2000 })));
+    t.same(
+      answers.map((a) => a.body),
+      ['ok', 'ok', 'ok'],
+    );
+    t.equal(opened, 3, 'three requests at once, on the three connections opened before them');
+    t.equal(closed, 0, 'kept alive');
+
+    await preconnect(url, 2);
+    await waitFor('two more connections', () => opened === 5);
+    await waitFor('the unused ones closed after a few seconds', () => closed >= 2, 8000);
+    t.equal((await httpRequest(`${url}/again`, { timeoutMs: 2000 })).body, 'ok', 'requests go on afterwards');
+
+    const gone = createServer();
+    await new Promise<void>((resolve) => gone.listen(0, '127.0.0.1', resolve));
+    const goneUrl = `http://127.0.0.1:${(gone.address() as AddressInfo).port}`;
+    await new Promise((resolve) => gone.close(resolve));
+    await preconnect(goneUrl, 2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await t.rejects(
+      httpRequest(goneUrl, { timeoutMs: 2000 }),
+      /ECONNREFUSED/,
+      'the request reports the failure itself',
+    );
+  },
+);

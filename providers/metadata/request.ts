@@ -3,7 +3,7 @@
  * timeout and the headers the service requires, and every error status
  * sorted into not found, transient or permanent (see errors.ts).
  */
-import { httpRequest, type HttpResult } from '../../src/util/http.js';
+import { httpRequest, preconnect, type HttpResult } from '../../src/util/http.js';
 import { MetadataNotFoundError, MetadataPermanentError, MetadataTransientError, summarizeBody } from './errors.js';
 
 /** The service is on the instance's own network link: answers take milliseconds. */
@@ -58,6 +58,11 @@ export class MetadataService {
   url(path: string, query: Record<string, string> = {}): string {
     const search = new URLSearchParams(query).toString();
     return `${this.endpoint}${path}${search === '' ? '' : `?${search}`}`;
+  }
+
+  /** Open connections for `count` requests about to be made at once (see preconnect). */
+  preconnect(count: number): Promise<void> {
+    return preconnect(this.endpoint, count);
   }
 
   /** The answer when its status is 2xx; otherwise a MetadataNotFoundError, MetadataTransientError or MetadataPermanentError. */

@@ -6,7 +6,8 @@
  * errors name the endpoint; nothing is left behind on the caller's
  * long-lived signal.
  */
-import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+import type { Agent, ClientRequest, ClientRequestArgs, IncomingMessage, RequestOptions } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { StartWorkerError } from '../errors.js';
 
 export interface HttpHeaders {
@@ -42,24 +43,104 @@ const IDLE_CONNECTION_MS = 4000;
 type Transport = {
   request(url: URL, options: RequestOptions, callback: (response: IncomingMessage) => void): ClientRequest;
   agent: Agent;
+  /** The agent's own way to open a connection. */
+  connect(options: ClientRequestArgs): Duplex | null | undefined;
+  /** Connections opened ahead of the requests that will take them, by `host:port`. */
+  opened: Map<string, OpenedConnection[]>;
 };
+interface OpenedConnection {
+  /** Hands the connection to the agent: it is no longer ours to close. */
+  take(): Duplex;
+}
 const transports = new Map<string, Promise<Transport>>();
 
 /**
  * node:https is loaded only for an https endpoint (the clouds' services are
  * plain HTTP). An idle connection is closed after a few seconds, before a
- * server would close it under a request that reuses it.
+ * server would close it under a request that reuses it. The agent takes a
+ * connection that preconnect() opened before it opens one of its own.
  */
 function transport(protocol: string): Promise<Transport> {
   let loading = transports.get(protocol);
   if (loading === undefined) {
-    loading = (protocol === 'https:' ? import('node:https') : import('node:http')).then((module) => ({
-      request: module.request,
-      agent: new module.Agent({ keepAlive: true, timeout: IDLE_CONNECTION_MS }),
-    }));
+    loading = (protocol === 'https:' ? import('node:https') : import('node:http')).then((module) => {
+      const agent = new module.Agent({ keepAlive: true, timeout: IDLE_CONNECTION_MS });
+      const opened = new Map<string, OpenedConnection[]>();
+      const connect = agent.createConnection.bind(agent);
+      // createConnection is the agent's documented hook for supplying the sockets it uses
+      agent.createConnection = (options, callback) => {
+        const key = hostKey(options.host ?? 'localhost', Number(options.port ?? defaultPort(protocol)));
+        const waiting = opened.get(key);
+        const connection = waiting?.shift();
+        if (waiting?.length === 0) opened.delete(key);
+        return connection?.take() ?? connect(options, callback);
+      };
+      return { request: module.request, agent, connect, opened };
+    });
     transports.set(protocol, loading);
   }
   return loading;
+}
+
+function defaultPort(protocol: string): number {
+  return protocol === 'https:' ? 443 : 80;
+}
+
+function hostKey(host: string, port: number): string {
+  return `${host}:${port}`;
+}
+
+/**
+ * Open `count` connections to the host of `url` now, for requests about to
+ * be made at once: their handshakes then overlap whatever the caller waits
+ * for first (the EC2 metadata session token), instead of each request
+ * paying its own after it. A connection no request takes is closed after a
+ * few seconds; one that fails is dropped, and the request that would have
+ * used it opens its own (and reports that failure).
+ */
+export async function preconnect(url: string, count: number): Promise<void> {
+  const target = new URL(url);
+  if (target.protocol !== 'http:' && target.protocol !== 'https:') return;
+  const { agent, connect, opened } = await transport(target.protocol);
+  const host = target.hostname.replace(/^\[|\]$/g, '');
+  const port = target.port === '' ? defaultPort(target.protocol) : Number(target.port);
+  const key = hostKey(host, port);
+  for (let i = 0; i < count; i++) {
+    // as the agent itself would open it: its options (TLS settings among them), the host's name for SNI
+    const socket = connect({
+      ...agentOptions(agent),
+      host,
+      port,
+      ...(target.protocol === 'https:' ? { servername: host } : {}),
+    });
+    if (socket === null || socket === undefined) continue;
+    const drop = (): void => {
+      forget();
+      socket.destroy();
+    };
+    const idle = setTimeout(drop, IDLE_CONNECTION_MS);
+    idle.unref();
+    socket.on('error', drop);
+    const connection: OpenedConnection = {
+      take() {
+        clearTimeout(idle);
+        socket.off('error', drop);
+        return socket;
+      },
+    };
+    const forget = (): void => {
+      const waiting = opened.get(key);
+      const index = waiting?.indexOf(connection) ?? -1;
+      if (index !== -1) waiting!.splice(index, 1);
+      if (waiting?.length === 0) opened.delete(key);
+    };
+    opened.set(key, [...(opened.get(key) ?? []), connection]);
+  }
+}
+
+/** The agent's own options, as it passes them to createConnection. */
+function agentOptions(agent: Agent): object {
+  return (agent as Agent & { options?: object }).options ?? {};
 }
 
 export async function httpRequest(url: string, request: HttpRequest): Promise<HttpResult> {

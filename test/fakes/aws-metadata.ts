@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Fault, FaultQueue, LoopbackServer, readBody } from './http.js';
+import { connectionTime, type Fault, FaultQueue, LoopbackServer, readBody } from './http.js';
 
 export const TOKEN_PATH = '/latest/api/token';
 export const SPOT_INSTANCE_ACTION = '/latest/meta-data/spot/instance-action';
@@ -23,6 +23,9 @@ export interface RecordedRequest {
   time: number;
   /** The status answered (undefined for a dropped connection or while in flight). */
   status?: number;
+  /** Wall-clock times (ms) its connection was accepted and its answer sent. */
+  connectedAt?: number;
+  answeredAt?: number;
 }
 
 export interface InstanceIdentity {
@@ -156,9 +159,12 @@ export class FakeEc2Metadata {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const path = new URL(req.url ?? '/', 'http://fake').pathname;
-    const request: RecordedRequest = { method, path, time: Date.now() };
+    const request: RecordedRequest = { method, path, time: Date.now(), connectedAt: connectionTime(req) };
     this.requests.push(request);
-    res.on('finish', () => (request.status = res.statusCode));
+    res.on('finish', () => {
+      request.status = res.statusCode;
+      request.answeredAt = Date.now();
+    });
     await readBody(req);
     if (await this.faults.apply(path, res, () => 'injected fault')) return;
     if (path === TOKEN_PATH) return this.issueToken(req, res);

@@ -1,7 +1,7 @@
 /** Small pieces shared by the loopback fakes. */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 export function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -66,6 +66,13 @@ export class FaultQueue {
   }
 }
 
+const connectedAt = new WeakMap<Socket, number>();
+
+/** Wall-clock time (ms) a request's connection to a LoopbackServer was accepted. */
+export function connectionTime(req: IncomingMessage): number | undefined {
+  return connectedAt.get(req.socket);
+}
+
 /** An HTTP (or HTTPS) server on 127.0.0.1 at an ephemeral port. */
 export class LoopbackServer {
   private constructor(
@@ -79,6 +86,7 @@ export class LoopbackServer {
     tls?: HttpsServerOptions,
   ): Promise<LoopbackServer> {
     const server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+    server.on('connection', (socket: Socket) => connectedAt.set(socket, Date.now()));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return new LoopbackServer(
       server,

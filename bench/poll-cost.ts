@@ -5,6 +5,11 @@
  * fake at the same rate, in the same run, both with the soak probe (a GC
  * forced before each sample, its CPU subtracted).
  * Targets: <= 1.2x the floor for CPU and for retained heap per poll.
+ *
+ * POLL_COST_SECONDS (default 90) sets the window, POLL_COST_WARMUP_SECONDS
+ * the warm-up before it (default a quarter of the window, at most 20 s).
+ * The window's quarters are printed too: what V8 keeps while it compiles
+ * the polling code shows as a slope that falls from one quarter to the next.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,7 +29,7 @@ const pollTimes = (imds: FakeEc2Metadata) =>
 
 export async function benchPollCost(): Promise<void> {
   const seconds = Number(process.env['POLL_COST_SECONDS'] ?? 90);
-  const warmUpMs = Math.min(20_000, (seconds * 1000) / 4);
+  const warmUpMs = Number(process.env['POLL_COST_WARMUP_SECONDS'] ?? Math.min(20, seconds / 4)) * 1000;
   const dir = mkdtempSync(join(tmpdir(), 'start-worker-poll-cost-'));
   const tc = await new FakeTaskcluster().start();
   tc.addWorkerPool('bench/poll', 'aws-bench');
@@ -69,14 +74,25 @@ export async function benchPollCost(): Promise<void> {
     const floorClosed = new Promise((resolve) => floor.on('close', resolve));
     await waitFor('the worker to say hello', () => run.stderr().includes('worker capabilities'), 60_000);
     const from = Date.now() + warmUpMs;
-    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    await new Promise((resolve) => setTimeout(resolve, warmUpMs + seconds * 1000));
     const to = Date.now();
     run.child.kill('SIGTERM');
     floor.kill('SIGTERM');
     await Promise.all([run.done, floorClosed]);
-    const runner = windowFigures(readProbe(runnerProbe).samples, pollTimes(imds), from, to);
-    const base = windowFigures(readProbe(floorProbe).samples, pollTimes(floorImds), from, to);
-    report(seconds, warmUpMs, runner, base);
+    const runnerSamples = readProbe(runnerProbe).samples;
+    const floorSamples = readProbe(floorProbe).samples;
+    const figures = (start: number, end: number): [WindowFigures, WindowFigures] => [
+      windowFigures(runnerSamples, pollTimes(imds), start, end),
+      windowFigures(floorSamples, pollTimes(floorImds), start, end),
+    ];
+    report(seconds, warmUpMs, ...figures(from, to));
+    const quarter = (to - from) / 4;
+    for (let i = 0; i < 4; i++) {
+      const [runner, floor] = figures(from + i * quarter, from + (i + 1) * quarter);
+      console.log(
+        `  quarter ${i + 1}: retained heap ${runner.heapPerPoll.toFixed(0)} ± ${runner.heapPerPollError.toFixed(0)} vs ${floor.heapPerPoll.toFixed(0)} ± ${floor.heapPerPollError.toFixed(0)} B/poll (${heapRatio(runner, floor).toFixed(2)}x), CPU ${(runner.cpuUsPerPoll / floor.cpuUsPerPoll).toFixed(2)}x`,
+      );
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
     await Promise.all([imds.stop(), floorImds.stop(), tc.stop()]);
@@ -91,9 +107,12 @@ function report(seconds: number, warmUpMs: number, runner: WindowFigures, floor:
   );
   console.log(line('start-worker', runner));
   console.log(line('floor (keep-alive node:http)', floor));
-  // a slope within its error of zero is no growth: compare growth, not noise
-  const heapRatio = Math.max(runner.heapPerPoll, 0) / Math.max(floor.heapPerPoll, floor.heapPerPollError, 1);
   console.log(
-    `  ratios: CPU ${(runner.cpuUsPerPoll / floor.cpuUsPerPoll).toFixed(2)}x (target <= 1.2x), retained heap ${heapRatio.toFixed(2)}x the floor's (or its noise) (target <= 1.2x)`,
+    `  ratios: CPU ${(runner.cpuUsPerPoll / floor.cpuUsPerPoll).toFixed(2)}x (target <= 1.2x), retained heap ${heapRatio(runner, floor).toFixed(2)}x the floor's (or its noise) (target <= 1.2x)`,
   );
+}
+
+/** A slope within its error of zero is no growth: compare growth, not noise. */
+function heapRatio(runner: WindowFigures, floor: WindowFigures): number {
+  return Math.max(runner.heapPerPoll, 0) / Math.max(floor.heapPerPoll, floor.heapPerPollError, 1);
 }

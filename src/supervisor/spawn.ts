@@ -1,3 +1,4 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { errorMessage, StartWorkerError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
@@ -60,8 +61,13 @@ export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): 
   };
 }
 
-/** Spawn the process in its own group, with the environment the launch asks for. */
-function startProcess(execa: typeof import('execa').execa, launch: WorkerLaunch, log: Logger) {
+/**
+ * The started process, in its own group, with the environment the launch
+ * asks for, once it has spawned. node:child_process rather than execa: the
+ * worker's streams are used raw, and loading execa was the longest wait
+ * between the last startup step and the worker's spawn.
+ */
+async function launchProcess(launch: WorkerLaunch, log: Logger): Promise<{ subprocess: ChildWorker }> {
   const inherited: Record<string, string | undefined> = { ...process.env };
   for (const name of launch.removeEnv ?? []) delete inherited[name];
   const environment = { ...inherited, ...launch.env };
@@ -69,26 +75,12 @@ function startProcess(execa: typeof import('execa').execa, launch: WorkerLaunch,
   log.debug(
     `spawning ${JSON.stringify([launch.file, ...launch.args])}${launch.cwd ? ` in ${launch.cwd}` : ''}; environment: ${Object.keys(environment).sort().join(' ')}`,
   );
-  return execa(launch.file, launch.args, {
+  const subprocess = spawn(launch.file, launch.args, {
     env: environment,
-    extendEnv: false,
     cwd: launch.cwd,
-    stdin: 'pipe',
-    stdout: 'pipe',
-    stderr: 'pipe',
+    stdio: 'pipe',
     detached: true,
-    buffer: false,
-    reject: false,
-    encoding: 'buffer',
   });
-}
-
-type ChildWorker = ReturnType<typeof startProcess>;
-
-/** The started process, once it has spawned (wrapped: the subprocess is itself a promise). */
-async function launchProcess(launch: WorkerLaunch, log: Logger): Promise<{ subprocess: ChildWorker }> {
-  const { execa } = await import('execa');
-  const subprocess = startProcess(execa, launch, log);
   try {
     await new Promise<void>((resolve, reject) => {
       subprocess.once('spawn', resolve);
@@ -97,13 +89,22 @@ async function launchProcess(launch: WorkerLaunch, log: Logger): Promise<{ subpr
   } catch (err) {
     throw new StartWorkerError(`cannot start worker ${launch.file}: ${errorMessage(err)}`);
   }
-  void subprocess.catch(() => undefined); // failures are reported through the exit status
+  // a failure after the spawn (a pipe error) is reported through the exit status
+  subprocess.on('error', (err) => log.debug(`worker process: ${errorMessage(err)}`));
   return { subprocess };
 }
+
+type ChildWorker = ChildProcessWithoutNullStreams;
 
 /** stdout to the protocol, stderr line by line to the log; resolves when both have ended. */
 function wireOutput(subprocess: ChildWorker, protocol: WorkerProtocol, options: SpawnOptions): Promise<void> {
   const { log } = options;
+  // a read error ends the stream like its close; it is no reason to crash
+  for (const [name, stream] of [
+    ['stdout', subprocess.stdout],
+    ['stderr', subprocess.stderr],
+  ] as const)
+    stream.on('error', (err) => log.warn(`reading the worker's ${name}: ${errorMessage(err)}`));
   subprocess.stdout.on('data', (chunk: Buffer) => protocol.receive(chunk));
   subprocess.stdout.once('close', () => protocol.end());
   const stderrDone = readLines(

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,8 @@ export interface CliOptions {
   nodeArgs?: string[];
   /** Leave start-worker's stderr unread this long (a reader that falls behind, as journald can). */
   readStderrAfterMs?: number;
+  /** Send start-worker's stderr to this file instead of a pipe; the result's stderr is read from it. */
+  stderrFile?: string;
 }
 
 /** Run start-worker as a real subprocess and wait for it. */
@@ -74,6 +76,7 @@ export function startCli(
   const done = new Promise<CliResult>((resolve, reject) => {
     // Through env(1): tap instruments every child it sees by forcing
     // NODE_OPTIONS, and start-worker must run as it does in production.
+    const stderrFd = options.stderrFile === undefined ? undefined : openSync(options.stderrFile, 'w');
     const child = spawn(
       '/usr/bin/env',
       [
@@ -89,20 +92,21 @@ export function startCli(
       {
         cwd: options.cwd ?? repoRoot,
         env: cleanEnv(options.env),
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: ['ignore', 'pipe', stderrFd ?? 'pipe'],
       },
     );
+    if (stderrFd !== undefined) closeSync(stderrFd);
     childProcess = child;
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => {
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
       stderrSoFar = stderr;
     });
     if (options.readStderrAfterMs !== undefined) {
-      child.stderr.pause();
-      setTimeout(() => child.stderr.resume(), options.readStderrAfterMs);
+      child.stderr?.pause();
+      setTimeout(() => child.stderr?.resume(), options.readStderrAfterMs);
     }
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -111,6 +115,7 @@ export function startCli(
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      if (options.stderrFile !== undefined) stderr = readFileSync(options.stderrFile, 'utf8');
       resolve({ code, signal, stdout, stderr });
     });
   });

@@ -112,6 +112,23 @@ t.test('a reader of its stderr that falls behind still gets every line before st
   t.match(result.stderr, /worker exited with code 0\n$/, 'the last line too');
 });
 
+t.test('stderr to a file (written directly, not through the stream): every line, in order', async (t) => {
+  const { config, env, dir } = setup(t, { capabilities: ['log'], flood: 20000, exitAfterOutput: 0 });
+  const stderrFile = join(dir, 'stderr.log');
+  const result = await runCli([config], { env, stderrFile });
+  t.equal(result.code, 0);
+  const lines = result.stderr.split('\n');
+  const forwarded = lines.filter((line) => line.includes('flood message number'));
+  t.equal(forwarded.length, 20000);
+  t.ok(
+    forwarded.every((line, i) => line.endsWith(`flood message number ${i + 1}; n: ${i + 1}`)),
+    'in the order written',
+  );
+  const at = (pattern: RegExp) => lines.findIndex((line) => pattern.test(line));
+  t.ok(at(/worker capabilities/) < at(/flood message number 1;/), 'runner messages in their place');
+  t.match(result.stderr, /worker exited with code 0\n$/, 'the last line too');
+});
+
 t.test(
   'SIGTERM and SIGINT mean stop now: graceful-termination with finish-tasks false reaches the worker, which exits',
   async (t) => {

@@ -67,7 +67,8 @@ async function compare(form: Form, env: NodeJS.ProcessEnv, runs: number): Promis
   };
   if (form.emptySea) cases['emptySea'] = [form.emptySea];
   const samples: Record<string, Sample[]> = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
-  for (const argv of Object.values(cases)) await measure(argv, env); // warm the file cache
+  for (const argv of Object.values(cases)) dropCachedPages(argv[0]!);
+  for (const argv of Object.values(cases)) await measure(argv, env); // read the files in as a first start does
   for (let i = 0; i < runs; i++) {
     for (const [name, argv] of Object.entries(cases)) samples[name]!.push(await measure(argv, env));
   }
@@ -89,9 +90,23 @@ async function compare(form: Form, env: NodeJS.ProcessEnv, runs: number): Promis
 }
 
 /**
+ * Forget the cached pages of an executable, so it is measured as on a
+ * machine booted from an image, and not as just written. A file written in
+ * one piece (a single executable by postject, a copy of a runtime) sits in
+ * the page cache in large folios, and the kernel maps a whole folio on each
+ * fault of the executable: an empty single executable showed 70 MiB of
+ * peak RSS freshly written and 40 MiB once its pages were read back from
+ * disk (plain node: 42 MiB). The pages are clean and shared; this is no
+ * memory the process uses, but peak RSS counts them.
+ */
+function dropCachedPages(file: string): void {
+  // coreutils: count=0 with iflag=nocache drops the cache of the whole file
+  execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+}
+
+/**
  * A single executable whose script does nothing, built with the same
- * runtime: what any single executable costs (the injected binary maps more
- * of its own pages than plain node does).
+ * runtime: what any single executable costs.
  */
 async function emptySingleExecutable(runtime: string): Promise<string> {
   const dir = join(scratch, 'empty-sea');

@@ -101,41 +101,42 @@ function hostKey(host: string, port: number): string {
 export async function preconnect(url: string, count: number): Promise<void> {
   const target = new URL(url);
   if (target.protocol !== 'http:' && target.protocol !== 'https:') return;
-  const { agent, connect, opened } = await transport(target.protocol);
+  const [{ agent, connect, opened }, { isIP }] = await Promise.all([transport(target.protocol), import('node:net')]);
   const host = target.hostname.replace(/^\[|\]$/g, '');
   const port = target.port === '' ? defaultPort(target.protocol) : Number(target.port);
-  const key = hostKey(host, port);
+  // as the agent itself opens one: its options (TLS settings among them), the host's name for SNI (not an address)
+  const options = {
+    ...agentOptions(agent),
+    host,
+    port,
+    ...(target.protocol === 'https:' && isIP(host) === 0 ? { servername: host } : {}),
+  };
   for (let i = 0; i < count; i++) {
-    // as the agent itself would open it: its options (TLS settings among them), the host's name for SNI
-    const socket = connect({
-      ...agentOptions(agent),
-      host,
-      port,
-      ...(target.protocol === 'https:' ? { servername: host } : {}),
-    });
-    if (socket === null || socket === undefined) continue;
-    const drop = (): void => {
-      forget();
-      socket.destroy();
-    };
-    const idle = setTimeout(drop, IDLE_CONNECTION_MS);
-    idle.unref();
-    socket.on('error', drop);
-    const connection: OpenedConnection = {
-      take() {
-        clearTimeout(idle);
-        socket.off('error', drop);
-        return socket;
-      },
-    };
-    const forget = (): void => {
-      const waiting = opened.get(key);
-      const index = waiting?.indexOf(connection) ?? -1;
-      if (index !== -1) waiting!.splice(index, 1);
-      if (waiting?.length === 0) opened.delete(key);
-    };
-    opened.set(key, [...(opened.get(key) ?? []), connection]);
+    const socket = connect(options);
+    if (socket !== null && socket !== undefined) holdForAgent(opened, hostKey(host, port), socket);
   }
+}
+
+/** Keep an opened connection until a request takes it; close it if none does, or when it fails. */
+function holdForAgent(opened: Map<string, OpenedConnection[]>, key: string, socket: Duplex): void {
+  const waiting = opened.get(key) ?? [];
+  opened.set(key, waiting);
+  const drop = (): void => {
+    const index = waiting.indexOf(connection);
+    if (index !== -1) waiting.splice(index, 1);
+    if (waiting.length === 0 && opened.get(key) === waiting) opened.delete(key);
+    socket.destroy();
+  };
+  const idle = setTimeout(drop, IDLE_CONNECTION_MS).unref();
+  socket.on('error', drop);
+  const connection: OpenedConnection = {
+    take() {
+      clearTimeout(idle);
+      socket.off('error', drop);
+      return socket;
+    },
+  };
+  waiting.push(connection);
 }
 
 /** The agent's own options, as it passes them to createConnection. */

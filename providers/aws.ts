@@ -130,7 +130,7 @@ class AwsProvider implements Provider {
     const startup = this.startupRetries();
     // Everything at once, on connections opened while the session token is
     // fetched: the service answers in milliseconds, and boot time matters.
-    this.imds().preconnect(CONFIGURE_REQUESTS);
+    await this.imds().preconnect(CONFIGURE_REQUESTS);
     const [, userDataText, raw, signature, hostname, ipv4] = await settledInOrder([
       // an instance already going away is refused first, whatever else failed
       this.startupNotice(startup).then((announced) => {
@@ -316,10 +316,10 @@ class Imdsv2Client {
     return this.service.url(path);
   }
 
-  /** Connections for `count` requests made at once (the first, a token request, takes one). */
-  preconnect(count: number): void {
+  /** Connections for `count` requests made at once; the token request, made next, takes one. */
+  preconnect(count: number): Promise<void> {
     // a connection that cannot be opened is the requests' to report
-    this.service.preconnect(count).catch(() => undefined);
+    return this.service.preconnect(count).catch(() => undefined);
   }
 
   /** GET a metadata path: its text, or undefined when the path does not exist (404). */

@@ -123,6 +123,11 @@ export class FakeEc2Metadata {
     await this.http?.stop();
   }
 
+  /** Connections accepted so far. */
+  get connections(): number {
+    return this.http?.connections ?? 0;
+  }
+
   /** Announce a spot interruption as EC2 does: instance-action and termination-time at once. */
   announceSpotInterruption(action: 'terminate' | 'stop' | 'hibernate', time: Date): void {
     const stamp = time.toISOString().replace(/\.\d{3}Z$/, 'Z');

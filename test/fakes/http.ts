@@ -75,6 +75,9 @@ export function connectionTime(req: IncomingMessage): number | undefined {
 
 /** An HTTP (or HTTPS) server on 127.0.0.1 at an ephemeral port. */
 export class LoopbackServer {
+  /** Connections accepted so far. */
+  connections = 0;
+
   private constructor(
     private readonly server: Server,
     /** `http://127.0.0.1:<port>` (https with TLS options). */
@@ -86,12 +89,16 @@ export class LoopbackServer {
     tls?: HttpsServerOptions,
   ): Promise<LoopbackServer> {
     const server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
-    server.on('connection', (socket: Socket) => connectedAt.set(socket, Date.now()));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return new LoopbackServer(
+    const loopback = new LoopbackServer(
       server,
       `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`,
     );
+    server.on('connection', (socket: Socket) => {
+      connectedAt.set(socket, Date.now());
+      loopback.connections += 1;
+    });
+    return loopback;
   }
 
   async stop(): Promise<void> {

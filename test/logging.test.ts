@@ -19,6 +19,8 @@ function capture(): { stream: Writable; text: () => string } {
 
 t.test('toUnstructured renders as Taskcluster does', async (t) => {
   t.equal(toUnstructured({ textPayload: 'hello' }), 'hello');
+  t.equal(toUnstructured({ textPayload: 'hello', level: 'info' }), 'hello; level: info', 'one key besides');
+  t.equal(toUnstructured({ level: 'info' }), 'level: info');
   t.equal(toUnstructured({ textPayload: 'hello', b: 'two', a: 1 }), 'hello; a: 1; b: two');
   t.equal(toUnstructured({ z: { n: [1, 2] }, a: true }), 'a: true; z: {"n":[1,2]}');
   t.equal(toUnstructured({}), '{}');

@@ -1,4 +1,4 @@
-import type { JsonObject } from '../json.js';
+import type { JsonObject, JsonValue } from '../json.js';
 
 /**
  * Render a structured message as one line, as Taskcluster's worker-runner
@@ -8,15 +8,26 @@ import type { JsonObject } from '../json.js';
 export function toUnstructured(message: JsonObject): string {
   const textPayload = message['textPayload'];
   const hasTextPayload = typeof textPayload === 'string';
-  const keys: string[] = [];
-  for (const key in message) if (!(hasTextPayload && key === 'textPayload')) keys.push(key);
-  if (keys.length > 1) keys.sort();
+  // most messages have one key besides textPayload: no array, no sort
+  let only: string | undefined;
+  let keys: string[] | undefined;
+  for (const key in message) {
+    if (hasTextPayload && key === 'textPayload') continue;
+    if (only === undefined && keys === undefined) only = key;
+    else (keys ??= [only!]).push(key);
+  }
   let text = hasTextPayload ? textPayload : '';
-  for (const key of keys) {
-    const value = message[key];
-    text += `${text === '' ? '' : '; '}${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`;
+  if (keys !== undefined) {
+    keys.sort();
+    for (const key of keys) text = withPair(text, key, message[key]);
+  } else if (only !== undefined) {
+    text = withPair(text, only, message[only]);
   }
   return text === '' ? '{}' : text;
+}
+
+function withPair(text: string, key: string, value: JsonValue | undefined): string {
+  return `${text === '' ? '' : `${text}; `}${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`;
 }
 
 let cachedTimestamp: string | undefined;

@@ -157,10 +157,10 @@ export class WorkerProtocol {
   private receiveLine(line: string): void {
     const message = this.protocolEnabled ? this.parseMessage(line) : undefined;
     if (message === undefined) this.log.worker({ textPayload: line }, line);
-    else this.dispatch(message.type, message.object, message.json);
+    else this.dispatch(message, line);
   }
 
-  private parseMessage(line: string): { type: string; object: JsonObject; json: string } | undefined {
+  private parseMessage(line: string): (JsonObject & { type: string }) | undefined {
     // the common case, a line as a worker writes it, needs no trimming
     const text =
       line.charCodeAt(0) === 0x7e /* ~ */ && line.charCodeAt(line.length - 1) === 0x7d /* } */ ? line : line.trim();
@@ -173,10 +173,9 @@ export class WorkerProtocol {
         this.log.debug('worker wrote a line starting with ~ that is not of the form ~{...}; logged it as text');
       return undefined;
     }
-    const json = text.slice(1);
     let parsed: unknown;
     try {
-      parsed = JSON.parse(json);
+      parsed = JSON.parse(text.slice(1));
     } catch (err) {
       this.log.debug(`worker wrote a ~{...} line that is not valid JSON (${errorMessage(err)}); logged it as text`);
       return undefined;
@@ -185,10 +184,12 @@ export class WorkerProtocol {
       this.log.debug('worker wrote a ~{...} line without a string "type"; logged it as text');
       return undefined;
     }
-    return { type: parsed['type'], object: parsed, json };
+    return parsed as JsonObject & { type: string };
   }
 
-  private dispatch(type: string, message: JsonObject, json: string): void {
+  /** `line`: the text the message was parsed from, for redaction (see Logger.worker). */
+  private dispatch(message: JsonObject & { type: string }, line: string): void {
+    const { type } = message;
     // log messages are forwarded as they are: a debug line for each would only repeat them
     if (type !== 'log' && this.log.isEnabled('debug')) this.log.debug(`protocol ← worker: ${describeMessage(message)}`);
     if (type === 'hello') {
@@ -207,7 +208,7 @@ export class WorkerProtocol {
     switch (type) {
       case 'log': {
         const body = message['body'];
-        if (isJsonObject(body)) this.log.worker(body, json);
+        if (isJsonObject(body)) this.log.worker(body, line);
         else this.log.warn('worker sent a log message whose body is not an object; ignored it');
         return;
       }

@@ -19,18 +19,28 @@ import { stringify } from 'yaml';
 import { median, repoRoot } from './measure.js';
 
 const COUNT = 1_000_000;
+const LATE_READER_MS = 3000;
 const floodWorker = fileURLToPath(new URL('./flood-worker.js', import.meta.url));
 const lineFloor = fileURLToPath(new URL('./line-floor.js', import.meta.url));
 const rssReporter = fileURLToPath(new URL('./rss-reporter.cjs', import.meta.url));
 
-function runnerOnce(config: string, env: NodeJS.ProcessEnv): Promise<{ seconds: number; peakRssKiB: number }> {
+/** One run to /dev/null, or with `lateReaderMs`, to a pipe first read that long after the start (as journald can fall behind). */
+function runnerOnce(
+  config: string,
+  env: NodeJS.ProcessEnv,
+  lateReaderMs?: number,
+): Promise<{ seconds: number; peakRssKiB: number }> {
   return new Promise((resolve, reject) => {
     const devNull = openSync('/dev/null', 'w');
     const started = performance.now();
     const child = spawn(process.execPath, ['--require', rssReporter, join(repoRoot, 'bin', 'start-worker'), config], {
-      stdio: ['ignore', devNull, devNull, 'pipe'],
+      stdio: ['ignore', devNull, lateReaderMs === undefined ? devNull : 'pipe', 'pipe'],
       env: { ...env, FLOOD_COUNT: String(COUNT) },
     });
+    if (child.stderr) {
+      child.stderr.pause();
+      setTimeout(() => child.stderr!.resume(), lateReaderMs);
+    }
     let report = '';
     (child.stdio[3] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => (report += chunk.toString()));
     child.on('error', reject);
@@ -123,5 +133,9 @@ async function measureProtocol(config: string, repetitions: number, env: NodeJS.
   );
   console.log(
     `    ratio ${(runnerSeconds / parseSeconds).toFixed(2)}x the parsing floor (target <= 1.5x), ${(runnerSeconds / floorSeconds).toFixed(2)}x the split-only floor; runner peak RSS ${peak.toFixed(1)} MB (target < 100 MB)`,
+  );
+  const late = await runnerOnce(config, env, LATE_READER_MS);
+  console.log(
+    `    to a pipe first read after ${LATE_READER_MS / 1000} s: ${late.seconds.toFixed(2)} s, peak RSS ${(late.peakRssKiB / 1024).toFixed(1)} MB (the worker waits; nothing piles up in start-worker)`,
   );
 }

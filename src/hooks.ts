@@ -10,7 +10,7 @@ import type { Logger } from './logging/logger.js';
 import { readLines } from './protocol/framing.js';
 import type { JsonSchema } from './schema.js';
 import type { RunState } from './state.js';
-import { endedOrStopReading } from './util/output-drain.js';
+import { endedOrStopReading, pacedByLog } from './util/output-drain.js';
 import { identityEnvironment } from './worker-config.js';
 
 export const HOOK_STEPS = [
@@ -167,6 +167,7 @@ export class Hooks {
         ),
       ),
     );
+    const stopPacing = pacedByLog([child.stdout, child.stderr], this.log);
     let timedOut = false;
     let forceKill: NodeJS.Timeout | undefined;
     const timeout = setTimeout(() => {
@@ -182,6 +183,7 @@ export class Hooks {
     );
     clearTimeout(timeout);
     clearTimeout(forceKill);
+    stopPacing();
     if (!(await endedOrStopReading(outputEnded, [child.stdout, child.stderr], HOOK_OUTPUT_AFTER_EXIT_MS)))
       this.log.info(`${name}: a process it started still holds its output open; no longer reading it`);
     await outputEnded;

@@ -90,3 +90,43 @@ t.test('Redactor ignores too-short strings and prefers the longest match', async
   redactor.add('a.b*c(d)');
   t.equal(redactor.redact('a.b*c(d) axb'), '<redacted> axb', 'regex characters are literal');
 });
+
+t.test(
+  'a log whose reader is slow says so until it has caught up, with one listener however often it is asked',
+  async (t) => {
+    const written: (() => void)[] = [];
+    // a reader that takes each write only when told: the stream fills up
+    const slow = new Writable({
+      highWaterMark: 64,
+      write(_chunk, _encoding, callback) {
+        written.push(callback);
+      },
+    });
+    const log = new Logger(new StdioDestination(new StderrWriter(slow)));
+    t.equal(log.behind(), undefined, 'an empty stream is not behind');
+    log.info('x'.repeat(200));
+    const caughtUp = log.behind();
+    t.ok(caughtUp, 'behind once more than its buffer is queued');
+    t.ok(
+      Array.from({ length: 1000 }, () => log.behind()).every((p) => p === caughtUp),
+      'the same promise however often it is asked',
+    );
+    t.equal(slow.listenerCount('drain'), 1, 'one drain listener');
+    let resolved = false;
+    void caughtUp!.then(() => (resolved = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    t.notOk(resolved, 'not caught up while the write is pending');
+    written.shift()!();
+    await caughtUp;
+    t.ok(resolved, 'caught up on drain');
+    t.equal(log.behind(), undefined, 'and no longer behind');
+    t.equal(slow.listenerCount('drain'), 0, 'its listener removed');
+
+    log.info('y'.repeat(200));
+    const again = log.behind();
+    t.ok(again, 'behind again');
+    slow.destroy();
+    await again;
+    t.pass('a stream that closes (its reader gone) releases whoever waits');
+  },
+);

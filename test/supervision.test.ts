@@ -17,6 +17,7 @@ import {
 
 interface Recorded {
   event: string;
+  time: number;
   message?: Record<string, unknown>;
   pid?: number;
   childPid?: number;
@@ -111,6 +112,30 @@ t.test('a reader of its stderr that falls behind still gets every line before st
   t.equal(forwarded.length, 20000);
   t.match(result.stderr, /worker exited with code 0\n$/, 'the last line too');
 });
+
+t.test(
+  'a reader of its stderr that stops reading holds the worker back instead of start-worker buffering',
+  async (t) => {
+    // 100k messages are ~9 MB of log: far more than the pipes and start-worker's
+    // batch hold, so the worker can finish writing only once the reader is back.
+    const count = 100_000;
+    const { config, env, recorded } = setup(t, { capabilities: ['log'], flood: count, exitAfterOutput: 0 });
+    const readerBackAt = Date.now() + 3000;
+    const result = await runCli([config], { env, readStderrAfterMs: 3000 });
+    t.equal(result.code, 0);
+    const flooded = recorded().find((r) => r.event === 'flooded');
+    t.ok(
+      flooded && flooded.time >= readerBackAt - 200,
+      'the worker wrote its last message only after the reader was back',
+    );
+    const forwarded = result.stderr.split('\n').filter((line) => line.includes('flood message number'));
+    t.equal(forwarded.length, count, 'every line');
+    t.ok(
+      forwarded.every((line, i) => line.endsWith(`flood message number ${i + 1}; n: ${i + 1}`)),
+      'in the order written',
+    );
+  },
+);
 
 t.test('stderr to a file (written directly, not through the stream): every line, in order', async (t) => {
   const { config, env, dir } = setup(t, { capabilities: ['log'], flood: 20000, exitAfterOutput: 0 });

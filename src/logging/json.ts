@@ -32,6 +32,10 @@ export class JsonDestination implements LogDestination {
     );
   }
 
+  behind(): Promise<void> | undefined {
+    return this.out.behind();
+  }
+
   flush(): void {
     this.out.flush();
   }

@@ -14,6 +14,12 @@ export interface LogDestination {
   writeWorkerStderr(line: string): void;
   /** Write out anything buffered. Called before the process exits. */
   flush(): void;
+  /**
+   * When the destination cannot keep up (its reader is slow), a promise of
+   * its catching up; undefined when it can take more. A destination without
+   * it is never behind.
+   */
+  behind?(): Promise<void> | undefined;
 }
 
 export interface LoggerOptions {
@@ -84,6 +90,11 @@ export class Logger {
 
   flush(): void {
     this.destination.flush();
+  }
+
+  /** See LogDestination.behind: while it is, a child's output is left in its pipe. */
+  behind(): Promise<void> | undefined {
+    return this.destination.behind?.();
   }
 
   private runner(level: LogLevel, message: string): void {

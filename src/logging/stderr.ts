@@ -1,4 +1,5 @@
 import { fstatSync, writeSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { isatty } from 'node:tty';
 
 /**
@@ -6,14 +7,18 @@ import { isatty } from 'node:tty';
  * hundreds of thousands of lines a second, so lines are gathered and written
  * in batches once the current burst of input has been handled; runner
  * messages are rare and written at once, after anything already buffered.
+ * A reader that falls behind is reported by behind(), so that the worker's
+ * output can wait in its own pipe rather than here.
  */
 export class StderrWriter {
   private pending = '';
   private scheduled = false;
   /** Set when the stream is a file (see fileDescriptor). */
   private fd: number | undefined;
+  /** While the stream is behind: its catching up, shared by everyone who asks. */
+  private caughtUp: Promise<void> | undefined;
 
-  constructor(private readonly stream: NodeJS.WritableStream = process.stderr) {
+  constructor(private readonly stream: Writable = process.stderr) {
     this.fd = stream === process.stderr ? fileDescriptor(2) : undefined;
   }
 
@@ -32,6 +37,26 @@ export class StderrWriter {
   writeNow(text: string): void {
     this.pending += text;
     this.flush();
+  }
+
+  /**
+   * When the stream holds more than its buffer because its reader is slow
+   * (a pipe), a promise of its draining, or of its closing if the reader is
+   * gone; otherwise undefined. A file or device is written synchronously and
+   * is never behind.
+   */
+  behind(): Promise<void> | undefined {
+    if (this.fd !== undefined || !this.stream.writableNeedDrain) return undefined;
+    return (this.caughtUp ??= new Promise((resolve) => {
+      const done = (): void => {
+        this.stream.off('drain', done);
+        this.stream.off('close', done);
+        this.caughtUp = undefined;
+        resolve();
+      };
+      this.stream.on('drain', done);
+      this.stream.on('close', done);
+    }));
   }
 
   flush(): void {

@@ -21,6 +21,10 @@ export class StdioDestination implements LogDestination {
     this.out.queue(`${line}\n`);
   }
 
+  behind(): Promise<void> | undefined {
+    return this.out.behind();
+  }
+
   flush(): void {
     this.out.flush();
   }

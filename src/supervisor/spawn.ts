@@ -4,7 +4,7 @@ import { errorMessage, StartWorkerError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { DEFAULT_MAX_LINE_BYTES, readLines } from '../protocol/framing.js';
 import { WorkerProtocol } from '../protocol/protocol.js';
-import { endedOrStopReading, settlesWithin } from '../util/output-drain.js';
+import { endedOrStopReading, pacedByLog, settlesWithin } from '../util/output-drain.js';
 import type { WorkerProcess, WorkerExit, WorkerLaunch } from './types.js';
 
 /** How long to wait for the worker's output to end after it exited, before killing what holds it open. */
@@ -39,8 +39,8 @@ export async function spawnWorker(launch: WorkerLaunch, options: SpawnOptions): 
     maxLineBytes: options.maxLineBytes,
     speaksProtocol: launch.protocol ?? true,
   });
-  const outputDone = wireOutput(subprocess, protocol, options);
-  const exited = awaitExit(subprocess, outputDone, killGroup, log);
+  const output = wireOutput(subprocess, protocol, options);
+  const exited = awaitExit(subprocess, output, killGroup, log);
 
   await setOomScoreAdj(pid, log);
   protocol.start();
@@ -96,8 +96,15 @@ async function launchProcess(launch: WorkerLaunch, log: Logger): Promise<{ subpr
 
 type ChildWorker = ChildProcessWithoutNullStreams;
 
-/** stdout to the protocol, stderr line by line to the log; resolves when both have ended. */
-function wireOutput(subprocess: ChildWorker, protocol: WorkerProtocol, options: SpawnOptions): Promise<void> {
+interface WorkerOutput {
+  /** Resolved when stdout and stderr have both ended. */
+  done: Promise<void>;
+  /** Read on whatever the log's pace (see pacedByLog). */
+  stopPacing: () => void;
+}
+
+/** stdout to the protocol, stderr line by line to the log, both at the pace the log can take. */
+function wireOutput(subprocess: ChildWorker, protocol: WorkerProtocol, options: SpawnOptions): WorkerOutput {
   const { log } = options;
   // a read error ends the stream like its close; it is no reason to crash
   for (const [name, stream] of [
@@ -113,7 +120,10 @@ function wireOutput(subprocess: ChildWorker, protocol: WorkerProtocol, options: 
     (line) => log.workerStderr(line),
     (bytes) => log.warn(`worker wrote a stderr line of ${bytes} bytes, longer than the limit; dropped it`),
   );
-  return Promise.all([protocol.eof, stderrDone]).then(() => undefined);
+  return {
+    done: Promise.all([protocol.eof, stderrDone]).then(() => undefined),
+    stopPacing: pacedByLog([subprocess.stdout, subprocess.stderr], log),
+  };
 }
 
 /**
@@ -126,7 +136,7 @@ function wireOutput(subprocess: ChildWorker, protocol: WorkerProtocol, options: 
  */
 async function awaitExit(
   subprocess: ChildWorker,
-  outputDone: Promise<void>,
+  output: WorkerOutput,
   killGroup: () => void,
   log: Logger,
 ): Promise<WorkerExit> {
@@ -134,6 +144,9 @@ async function awaitExit(
   const status = await new Promise<WorkerExit>((resolve) =>
     subprocess.once('exit', (code, signal) => resolve({ code, signal })),
   );
+  // what is left fits in the pipes, and a slow log must not look like output held open
+  output.stopPacing();
+  const outputDone = output.done;
   if (!(await settlesWithin(outputDone, OUTPUT_DRAIN_MS)))
     log.warn('worker exited but something it started still holds its output open; killing its process group');
   killGroup();

@@ -143,6 +143,7 @@ function flood(count: number): void {
         return;
       }
     }
+    record({ event: 'flooded' });
     finish();
   };
   write();

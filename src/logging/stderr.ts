@@ -42,11 +42,11 @@ export class StderrWriter {
   /**
    * When the stream holds more than its buffer because its reader is slow
    * (a pipe), a promise of its draining, or of its closing if the reader is
-   * gone; otherwise undefined. A file or device is written synchronously and
-   * is never behind.
+   * gone; otherwise undefined. A file or device is written synchronously
+   * (writeSync, not through the stream), so it is never behind.
    */
   behind(): Promise<void> | undefined {
-    if (this.fd !== undefined || !this.stream.writableNeedDrain) return undefined;
+    if (!this.stream.writableNeedDrain) return undefined;
     return (this.caughtUp ??= new Promise((resolve) => {
       const done = (): void => {
         this.stream.off('drain', done);

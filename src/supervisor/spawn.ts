@@ -146,15 +146,14 @@ async function awaitExit(
   );
   // what is left fits in the pipes, and a slow log must not look like output held open
   output.stopPacing();
-  const outputDone = output.done;
-  if (!(await settlesWithin(outputDone, OUTPUT_DRAIN_MS)))
+  if (!(await settlesWithin(output.done, OUTPUT_DRAIN_MS)))
     log.warn('worker exited but something it started still holds its output open; killing its process group');
   killGroup();
-  if (!(await endedOrStopReading(outputDone, [subprocess.stdout, subprocess.stderr], OUTPUT_AFTER_KILL_MS)))
+  if (!(await endedOrStopReading(output.done, [subprocess.stdout, subprocess.stderr], OUTPUT_AFTER_KILL_MS)))
     log.warn(
       "a process the worker started outside its process group (setsid?) still holds the worker's output open; no longer reading it",
     );
-  await outputDone;
+  await output.done;
   process.removeListener('exit', killGroup);
   return status;
 }

@@ -5,7 +5,9 @@
  * `--version` and for a run of the embedded example. Interleaved runs,
  * medians of wall time and peak RSS (from /usr/bin/time). Each is measured
  * in a clean environment and as the environment is: NODE_EXTRA_CA_CERTS
- * alone can make Node's own start several times slower.
+ * alone can make Node's own start several times slower. The npm CLI runs
+ * with its code cache warm (the first run of the example writes it) and,
+ * as on the first boot of an image, with none.
  * Targets: SEA --version <= 1.8x, SEA run <= 2.5x; npm CLI <= 2.0x on
  * Node >= 22, <= 2.5x on Node 20; peak RSS <= 1.4x everywhere.
  */
@@ -56,6 +58,8 @@ interface Form {
   /** argv of start-worker in this form, before its own arguments. */
   command: string[];
   targetWall: { version: number; run: number };
+  /** The npm CLI keeps a code cache (src/code-cache.cts): measured warm, and cold as a first boot from an image is. */
+  codeCache?: boolean;
 }
 
 async function compare(form: Form, env: NodeJS.ProcessEnv, runs: number): Promise<string[]> {
@@ -66,21 +70,28 @@ async function compare(form: Form, env: NodeJS.ProcessEnv, runs: number): Promis
     run: [...form.command, example],
   };
   if (form.emptySea) cases['emptySea'] = [form.emptySea];
+  if (form.codeCache) cases['runNoCache'] = cases['run']!;
+  // A cache of this run's own (the first run of the example writes it), and none for the cold case.
+  const codeCache = join(scratch, 'code-cache');
+  rmSync(codeCache, { recursive: true, force: true });
+  const envOf = (name: string) => ({ ...env, START_WORKER_CODE_CACHE: name === 'runNoCache' ? 'off' : codeCache });
   const samples: Record<string, Sample[]> = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
   for (const argv of Object.values(cases)) dropCachedPages(argv[0]!);
-  for (const argv of Object.values(cases)) await measure(argv, env); // read the files in as a first start does
+  // read the files in as a first start does
+  for (const [name, argv] of Object.entries(cases)) await measure(argv, envOf(name));
   for (let i = 0; i < runs; i++) {
-    for (const [name, argv] of Object.entries(cases)) samples[name]!.push(await measure(argv, env));
+    for (const [name, argv] of Object.entries(cases)) samples[name]!.push(await measure(argv, envOf(name)));
   }
   const wall = (name: string) => median(samples[name]!.map((s) => s.wallMs));
   const rss = (name: string) => median(samples[name]!.map((s) => s.peakRssKiB));
-  const line = (name: 'version' | 'run') =>
-    `    ${name.padEnd(8)} wall ${wall(name).toFixed(1)} ms = ${(wall(name) / wall('floor')).toFixed(2)}x (target <= ${form.targetWall[name]}x), peak RSS ${(rss(name) / 1024).toFixed(1)} MiB = ${(rss(name) / rss('floor')).toFixed(2)}x (target <= 1.4x)`;
+  const line = (name: string, label: string, target: number) =>
+    `    ${label.padEnd(8)} wall ${wall(name).toFixed(1)} ms = ${(wall(name) / wall('floor')).toFixed(2)}x (target <= ${target}x), peak RSS ${(rss(name) / 1024).toFixed(1)} MiB = ${(rss(name) / rss('floor')).toFixed(2)}x (target <= 1.4x)`;
   const lines = [
     `    node -e 0 wall ${wall('floor').toFixed(1)} ms, peak RSS ${(rss('floor') / 1024).toFixed(1)} MiB`,
-    line('version'),
-    line('run'),
+    line('version', 'version', form.targetWall.version),
+    line('run', 'run', form.targetWall.run),
   ];
+  if (form.codeCache) lines.push(line('runNoCache', 'run, no code cache (a first boot)', form.targetWall.run));
   if (form.emptySea) {
     lines.push(
       `    an empty single executable: wall ${wall('emptySea').toFixed(1)} ms = ${(wall('emptySea') / wall('floor')).toFixed(2)}x, peak RSS ${(rss('emptySea') / 1024).toFixed(1)} MiB = ${(rss('emptySea') / rss('floor')).toFixed(2)}x; start-worker against it: --version RSS ${(rss('version') / rss('emptySea')).toFixed(2)}x, run RSS ${(rss('run') / rss('emptySea')).toFixed(2)}x`,
@@ -159,6 +170,7 @@ export async function benchStartup(runs = 15): Promise<void> {
     runtime: process.execPath,
     command: [process.execPath, bin],
     targetWall: { version: await cliTarget(process.execPath), run: await cliTarget(process.execPath) },
+    codeCache: true,
   });
   if (existsSync(seaRuntime)) {
     const version = (await nodeMajor(seaRuntime)).toString();
@@ -167,6 +179,7 @@ export async function benchStartup(runs = 15): Promise<void> {
       runtime: seaRuntime,
       command: [seaRuntime, bin],
       targetWall: { version: await cliTarget(seaRuntime), run: await cliTarget(seaRuntime) },
+      codeCache: true,
     });
     if (existsSync(binary))
       forms.push({

@@ -21,8 +21,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { build, type BuildOptions, type Plugin } from 'esbuild';
-import { hawkWithoutUrlParse } from './esbuild-plugins.js';
+import { build, type BuildOptions } from 'esbuild';
+import { LAZY_PACKAGES, hawkWithoutUrlParse, lazyPackageFile, lazyPackages } from './esbuild-plugins.js';
 import { writeThirdPartyNotices } from './third-party.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -64,10 +64,6 @@ const builder = runtimeOf('x64');
 const seaDir = at('dist/sea');
 mkdirSync(seaDir, { recursive: true });
 
-/** Packages loaded from assets on first import. */
-const LAZY_PACKAGES = ['taskcluster-client', '@aws-sdk/client-secrets-manager', 'execa', 'ajv', 'adm-zip'];
-const assetName = (pkg: string) => `${pkg.replace(/[@/]/g, '_')}.cjs`;
-
 const common: BuildOptions = {
   absWorkingDir: root.replace(/\/$/, ''),
   metafile: true,
@@ -85,20 +81,7 @@ const common: BuildOptions = {
 };
 
 /** In the main script, a lazy package is a stub that compiles its asset when first required. */
-const lazyPackagesFromAssets: Plugin = {
-  name: 'lazy-packages-from-assets',
-  setup(build) {
-    const names = new RegExp(`^(${LAZY_PACKAGES.map((pkg) => pkg.replace(/[/]/g, '\\/')).join('|')})$`);
-    build.onResolve({ filter: names }, (args) => ({ path: args.path, namespace: 'sea-asset' }));
-    // An ES module's namespace comes out of its asset as CommonJS exports. Our code imports such
-    // packages in Node's way (a default export is `.default`; an import of CommonJS gets
-    // module.exports as `.default`), so a package with a default export is re-exported as it.
-    build.onLoad({ filter: /.*/, namespace: 'sea-asset' }, (args) => ({
-      contents: `const namespace = __startWorkerAsset(${JSON.stringify(assetName(args.path))});\nmodule.exports = namespace.__esModule && namespace.default !== undefined ? namespace.default : namespace;`,
-      loader: 'js',
-    }));
-  },
-};
+const lazyPackagesFromAssets = lazyPackages((asset) => `__startWorkerAsset(${JSON.stringify(asset)})`);
 
 // The asset loader: the main script's require reaches only Node's built-ins, which is all an asset bundle needs.
 const assetLoader = `
@@ -131,7 +114,7 @@ const main = await build({
 const metafiles = [main.metafile!];
 const assets: Record<string, string> = {};
 for (const pkg of LAZY_PACKAGES) {
-  const outfile = `${seaDir}/${assetName(pkg)}`;
+  const outfile = `${seaDir}/${lazyPackageFile(pkg)}`;
   const asset = await build({
     ...common,
     stdin: {
@@ -142,7 +125,7 @@ for (const pkg of LAZY_PACKAGES) {
     outfile,
   });
   metafiles.push(asset.metafile!);
-  assets[assetName(pkg)] = outfile;
+  assets[lazyPackageFile(pkg)] = outfile;
 }
 // Beside the executables for whoever ships them (the .deb does); Node.js's own are in its LICENSE, copied beside it.
 writeThirdPartyNotices(

@@ -1,33 +1,32 @@
 /**
  * Build step: bundle the CLI (the tsc output) into dist/bundle/ with
- * esbuild. Loading one file instead of a hundred small modules is most of
- * start-worker's startup time on a slow boot disk. The built-in plugins are
- * in the main chunk; the heavy libraries (taskcluster-client, the AWS SDK, adm-zip,
- * execa) stay separate chunks, loaded only when used. The precompiled
- * validators and the version are bundled in. The dependencies are all bundled: the npm package
- * needs nothing installed beside it, and carries their notices
+ * esbuild, as CommonJS that bin/start-worker runs through its code-cache
+ * loader (src/code-cache.cts, copied to dist/bundle/code-cache.cjs): one
+ * main script holding our code, the built-in plugins and the precompiled
+ * validators, and one file per large library only some runs need
+ * (taskcluster-client, the AWS SDK, execa, ajv, adm-zip), loaded when first
+ * imported. The dependencies are all bundled: the npm package needs nothing
+ * installed beside it, and carries their notices
  * (dist/bundle/THIRD-PARTY-NOTICES.txt).
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { hawkWithoutUrlParse } from './esbuild-plugins.js';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
+import { LAZY_PACKAGES, hawkWithoutUrlParse, lazyPackageFile, lazyPackages } from './esbuild-plugins.js';
 import { writeThirdPartyNotices } from './third-party.js';
 
-const root = new URL('../../', import.meta.url);
-const { version } = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string };
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const out = `${root}dist/bundle`;
+const { version } = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string };
 
-// chunk names change with their content: start empty, so no stale chunk is left behind (or packed)
-rmSync(new URL('dist/bundle/', root), { recursive: true, force: true });
+// file names are fixed: start empty, so no file of an earlier layout is left behind (or packed)
+rmSync(out, { recursive: true, force: true });
 
-const { metafile } = await build({
-  absWorkingDir: fileURLToPath(root),
+const common: BuildOptions = {
+  absWorkingDir: root.replace(/\/$/, ''),
   metafile: true,
-  entryPoints: { 'start-worker': new URL('dist/main.js', root).pathname },
-  outdir: new URL('dist/bundle/', root).pathname,
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20.19',
   sourcemap: true,
@@ -35,16 +34,52 @@ const { metafile } = await build({
   minifyWhitespace: true,
   minifySyntax: true,
   logLevel: 'warning',
-  define: { START_WORKER_VERSION: JSON.stringify(version) },
+  define: { START_WORKER_VERSION: JSON.stringify(version), 'import.meta.url': 'undefined' },
   plugins: [hawkWithoutUrlParse],
-  // Bundled CommonJS (the validators, some dependencies) calls require().
-  banner: {
-    js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+};
+
+/** The main script reaches the loader that runs it, and imports plugins through it (see src/util/import-module.ts). */
+const throughLoader: Plugin = {
+  name: 'through-the-loader',
+  setup(build) {
+    const toLoader = () => ({ path: './code-cache.cjs', external: true });
+    build.onResolve({ filter: /[\\/]import-module\.js$/ }, toLoader);
+    build.onResolve({ filter: /^\.\/code-cache\.cjs$/ }, toLoader);
   },
+};
+
+// The loader keeps its import(): it is how the bundle imports ES module plugins.
+const loader = await build({
+  ...common,
+  entryPoints: [`${root}dist/src/code-cache.cjs`],
+  outfile: `${out}/code-cache.cjs`,
 });
+// Code run by vm.Script has no import() (without an experimental option): the bundles require Node's built-ins instead.
+const noImport: BuildOptions = { ...common, supported: { 'dynamic-import': false } };
+const main = await build({
+  ...noImport,
+  entryPoints: [`${root}dist/main.js`],
+  outfile: `${out}/start-worker.cjs`,
+  plugins: [
+    ...common.plugins!,
+    throughLoader,
+    lazyPackages(
+      (file) => `require('./code-cache.cjs').load(require('node:path').join(__dirname, ${JSON.stringify(file)}))`,
+    ),
+  ],
+});
+const metafiles = [loader.metafile!, main.metafile!];
+for (const pkg of LAZY_PACKAGES) {
+  const bundle = await build({
+    ...noImport,
+    stdin: { contents: `module.exports = require(${JSON.stringify(pkg)});`, resolveDir: root, sourcefile: `${pkg}.js` },
+    outfile: `${out}/${lazyPackageFile(pkg)}`,
+  });
+  metafiles.push(bundle.metafile!);
+}
 writeThirdPartyNotices(
-  [metafile],
-  fileURLToPath(root),
-  new URL('dist/bundle/THIRD-PARTY-NOTICES.txt', root).pathname,
+  metafiles,
+  root,
+  `${out}/THIRD-PARTY-NOTICES.txt`,
   `start-worker ${version} bundles code from these npm packages, under their licenses.`,
 );

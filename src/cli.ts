@@ -44,8 +44,19 @@ export function usage(): string {
   ].join('\n');
 }
 
+/** What the program around the CLI wants to know. */
+export interface MainOptions {
+  /** Called once the worker has started. */
+  afterStartup?: () => void;
+}
+
 /** The command line entry point; resolves to the process exit code. */
-export async function main(argv: string[], env: NodeJS.ProcessEnv, newRegistry: () => PluginRegistry): Promise<number> {
+export async function main(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  newRegistry: () => PluginRegistry,
+  { afterStartup }: MainOptions = {},
+): Promise<number> {
   const log = new Logger(new StdioDestination());
   let verbose = argv.includes('--verbose') || argv.includes('-v') || env[environmentVariable('verbose')] === 'true';
   const onFatal = (err: unknown): void => {
@@ -81,6 +92,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, newRegistry: 
       overrides: options.overrides.map(parseOverride),
       ...(options.logFormat ? { logFormat: options.logFormat } : {}),
       ...(await tlsSettings(options)),
+      afterStartup,
     });
   } catch (err) {
     reportError(err, log, verbose);

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { StartWorkerError, errorMessage } from './errors.js';
+import { importModule } from './util/import-module.js';
 import { PLUGIN_SECTIONS, type PluginByKind, type PluginKind, type PluginRegistry } from './registry.js';
 
 const EXPORT_KEYS: Record<string, PluginKind> = { providers: 'provider', workers: 'worker', logging: 'logging' };
@@ -40,7 +41,7 @@ export async function loadPlugins(specifiers: string[], configPath: string, regi
   for (const specifier of specifiers) {
     let module: { default?: unknown };
     try {
-      module = (await import(moduleUrl(specifier, configPath))) as { default?: unknown };
+      module = (await importModule(moduleUrl(specifier, configPath))) as { default?: unknown };
     } catch (err) {
       throw new StartWorkerError(`plugin ${specifier}: cannot load it: ${errorMessage(err)}`);
     }

@@ -47,6 +47,8 @@ export interface RunOptions {
   logFormat?: 'text' | 'json';
   /** TLS settings for Taskcluster and secret-store calls. */
   tls?: AgentOptions;
+  /** Called once the worker has started (bin/start-worker saves its code cache then). */
+  afterStartup?: () => void;
 }
 
 /** Everything the steps share; each step fills in its part. */
@@ -117,6 +119,7 @@ export async function runWorker(options: RunOptions): Promise<number> {
   });
   try {
     await runStartupSteps(run);
+    options.afterStartup?.();
   } catch (err) {
     run.signals.handOver();
     if (err instanceof StartupInterrupted) return err.exitCode;

@@ -93,15 +93,17 @@ t.test(
         'README.md',
         'protocol.md',
         'bin/start-worker',
+        'bin/package.json',
         'examples/standalone-dummy.yaml',
-        'dist/bundle/start-worker.js',
+        'dist/bundle/code-cache.cjs',
+        'dist/bundle/start-worker.cjs',
         'dist/bundle/THIRD-PARTY-NOTICES.txt',
         'dist/src/index.js',
         'dist/src/index.d.ts',
       ];
       for (const file of fixed) t.ok(files.includes(file), `${file} is packed`);
       // npm adds a LICENSE file of the root by itself (the project has none yet).
-      const allowed = [/^dist\/bundle\/[\w-]+\.js$/, /^dist\/src\/.+\.d\.ts$/, /^(LICEN[CS]E|COPYING)(\.\w+)?$/];
+      const allowed = [/^dist\/bundle\/[\w-]+\.cjs$/, /^dist\/src\/.+\.d\.ts$/, /^(LICEN[CS]E|COPYING)(\.\w+)?$/];
       const unexpected = files.filter(
         (file) => !fixed.includes(file) && !allowed.some((pattern) => pattern.test(file)),
       );
@@ -134,18 +136,22 @@ t.test(
         'every packed .d.ts is reached from index.d.ts (drop the others from "files")',
       );
 
-      // The bundle: every chunk a chunk imports is packed.
-      for (const chunk of readdirSync(at('dist/bundle')).filter((file) => file.endsWith('.js'))) {
-        const text = readFileSync(at(`dist/bundle/${chunk}`), 'utf8');
-        const imported = [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*)["'](\.\/[^"']+)["']/g)].map((match) =>
-          posix.join('dist/bundle', match[1]!),
+      // The bundle: every file a bundle file requires, or has the loader load, is packed.
+      for (const bundle of readdirSync(at('dist/bundle')).filter((file) => file.endsWith('.cjs'))) {
+        const text = readFileSync(at(`dist/bundle/${bundle}`), 'utf8');
+        const reachedFiles = [...text.matchAll(/\brequire\(["'](\.\/[^"']+)["']\)|__dirname,\s*"([^"]+\.cjs)"/g)].map(
+          (match) => posix.join('dist/bundle', match[1] ?? match[2]!),
         );
         t.same(
-          imported.filter((file) => !files.includes(file)),
+          reachedFiles.filter((file) => !files.includes(file)),
           [],
-          `the chunks ${chunk} imports are packed`,
+          `the files ${bundle} reaches are packed`,
         );
       }
+      t.ok(
+        readFileSync(at('dist/bundle/start-worker.cjs'), 'utf8').includes('__dirname,"taskcluster-client.cjs"'),
+        'the main bundle loads taskcluster-client from its own file (the check above sees the stubs)',
+      );
 
       const manifest = JSON.parse(readFileSync(at('package.json'), 'utf8')) as Record<string, unknown>;
       t.same(

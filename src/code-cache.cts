@@ -19,7 +19,17 @@
  * cannot be made, a full disk or an unreadable file only means a slower
  * start.
  */
-import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  type Stats,
+  lstatSync,
+  mkdirSync,
+  statSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -55,14 +65,17 @@ function cacheDirectory(): string | null {
   directory =
     configured === 'off' || process.env['NODE_DISABLE_COMPILE_CACHE'] === '1'
       ? null
-      : trusted(configured || join(tmpdir(), `start-worker-code-cache-${uid}`), uid);
+      : configured
+        ? trusted(configured, uid, statSync)
+        : // in a directory anyone may write to, a symbolic link could be anyone's
+          trusted(join(tmpdir(), `start-worker-code-cache-${uid}`), uid, lstatSync);
   return directory;
 }
 
-function trusted(dir: string, uid: number): string | null {
+function trusted(dir: string, uid: number, statOf: (path: string) => Stats): string | null {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const stat = lstatSync(dir);
+    const stat = statOf(dir);
     const ours = uid === -1 || stat.uid === uid;
     return stat.isDirectory() && ours && (stat.mode & 0o022) === 0 ? dir : null;
   } catch {

@@ -3,7 +3,7 @@
  * used from the next start on, never trusted from a directory others can
  * write, and never a reason for a run to fail.
  */
-import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 import t, { type Test } from 'tap';
@@ -125,6 +125,24 @@ t.test('off, a directory that cannot be made, or a read-only one: a run as usual
     await runExample(t, { START_WORKER_CODE_CACHE: readOnly });
     t.same(readdirSync(readOnly), []);
   }
+});
+
+t.test('a symbolic link is followed where the operator set it, not where anyone could have made it', async (t) => {
+  const tmp = tempDir(t);
+  const target = join(tmp, 'target');
+  mkdirSync(target, { mode: 0o700 });
+  const link = join(tmp, 'link');
+  symlinkSync(target, link);
+  await runExample(t, { START_WORKER_CODE_CACHE: link });
+  t.equal(cacheFiles(target).length, 1, 'START_WORKER_CODE_CACHE may be a link to a directory');
+
+  const otherTarget = join(tmp, 'other-target');
+  mkdirSync(otherTarget, { mode: 0o700 });
+  const fakeTmp = join(tmp, 'tmp');
+  mkdirSync(fakeTmp);
+  symlinkSync(otherTarget, join(fakeTmp, `start-worker-code-cache-${process.getuid?.() ?? -1}`));
+  await runExample(t, { TMPDIR: fakeTmp });
+  t.same(readdirSync(otherTarget), [], 'the default directory in the temporary directory may not');
 });
 
 t.test("a new cache replaces an older bundle's on the same runtime, and leaves other runtimes' alone", async (t) => {

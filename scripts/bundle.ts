@@ -1,7 +1,7 @@
 /**
  * Build step: bundle the CLI (the tsc output) into dist/bundle/ with
  * esbuild, as CommonJS that bin/start-worker runs through its code-cache
- * loader (src/code-cache.cts, copied to dist/bundle/code-cache.cjs): one
+ * loader (src/code-cache.cts, built into dist/bundle/code-cache.cjs): one
  * main script holding our code, the built-in plugins and the precompiled
  * validators, and one file per large library only some runs need
  * (taskcluster-client, the AWS SDK, execa, ajv, adm-zip), loaded when first

@@ -136,9 +136,14 @@ export function allowConcurrentTaskclusterCalls(): void {
   );
 }
 
-/** Start loading the client while other work (cloud metadata requests) is in flight. */
+/**
+ * Start loading the client while other work (cloud metadata requests) is in
+ * flight. Loading it is compiling it, on this thread: it waits until the
+ * caller has sent its requests (the next turn of the event loop), so that it
+ * runs while they wait for their answers rather than before they go out.
+ */
 export function preloadTaskclusterClient(tls: AgentOptions | undefined): void {
-  void library(tls).catch(() => undefined); // a failure surfaces at the first call
+  setImmediate(() => void library(tls).catch(() => undefined)); // a failure surfaces at the first call
 }
 
 export interface IssuedCredentials {

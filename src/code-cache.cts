@@ -38,19 +38,31 @@ import { Script } from 'node:vm';
 import { crc32 } from 'node:zlib';
 
 interface Cached {
+  /** The bundle file. */
+  file: string;
   script: Script;
   cacheFile: string;
   /** The size of the cache on disk for this file: the one V8 accepted or the one this run wrote; 0 for none. */
   bytes: number;
   writtenByThisRun: boolean;
-  /** The cache files of other versions of the same bundle file on this runtime: replaced by this one. */
-  stale: (name: string) => boolean;
 }
 
 /** How much larger than the cache on disk a new one must be to replace it. */
 const GROWTH_TO_REWRITE = 1.05;
 /** When a run that started from a cache checks whether it has compiled notably more. */
 const REFRESH_AFTER_MS = 10_000;
+
+/** The runtime a cache is valid for: V8's tag covers its version and flags. */
+const RUNTIME = `${process.version}-${process.arch}-${cachedDataVersionTag().toString(16)}`;
+
+/** `<bundle file>.<size>-<CRC-32>.<runtime>.cache` */
+const cacheFileName = (file: string, source: Buffer) =>
+  `${basename(file)}.${source.length}-${crc32(source).toString(16)}.${RUNTIME}.cache`;
+
+/** A cache of another version of the same bundle file, on this runtime: the new one replaces it. */
+function olderVersion(name: string, { file, cacheFile }: Cached): boolean {
+  return name !== basename(cacheFile) && name.startsWith(`${basename(file)}.`) && name.endsWith(`.${RUNTIME}.cache`);
+}
 
 const loaded = new Map<string, unknown>();
 const cached: Cached[] = [];
@@ -91,9 +103,7 @@ export function load(file: string): unknown {
   if (loaded.has(file)) return loaded.get(file);
   const source = readFileSync(file);
   const dir = cacheDirectory();
-  const runtime = `${process.version}-${process.arch}-${cachedDataVersionTag().toString(16)}`;
-  const name = basename(file);
-  const cacheFile = dir && join(dir, `${name}.${source.length}-${crc32(source).toString(16)}.${runtime}.cache`);
+  const cacheFile = dir && join(dir, cacheFileName(file, source));
   let cachedData: Buffer | undefined;
   try {
     if (cacheFile) cachedData = readFileSync(cacheFile);
@@ -106,14 +116,8 @@ export function load(file: string): unknown {
     { filename: file, ...(cachedData ? { cachedData } : {}) },
   );
   if (cacheFile) {
-    const suffix = `.${runtime}.cache`;
-    cached.push({
-      script,
-      cacheFile,
-      bytes: cachedData && script.cachedDataRejected !== true ? cachedData.length : 0,
-      writtenByThisRun: false,
-      stale: (other) => other.startsWith(`${name}.`) && other.endsWith(suffix) && other !== basename(cacheFile),
-    });
+    const bytes = cachedData && script.cachedDataRejected !== true ? cachedData.length : 0;
+    cached.push({ file, script, cacheFile, bytes, writtenByThisRun: false });
   }
   const module = { exports: {} as unknown };
   (script.runInThisContext() as (...args: unknown[]) => void)(
@@ -160,7 +164,7 @@ function write(file: Cached, data: Buffer): void {
     file.bytes = data.length;
     file.writtenByThisRun = true;
     const dir = dirname(file.cacheFile);
-    for (const other of readdirSync(dir)) if (file.stale(other)) rmSync(join(dir, other), { force: true });
+    for (const other of readdirSync(dir)) if (olderVersion(other, file)) rmSync(join(dir, other), { force: true });
   } catch {
     try {
       rmSync(partial, { force: true });

@@ -191,6 +191,46 @@ t.test('valid messages reach their handlers; plain lines are logged', async (t) 
   t.same(workerMessages, [{ textPayload: 'just text' }, { textPayload: 'hi', x: 1 }]);
 });
 
+t.test('log messages as either JSON.stringify or Go writes them, and lines that only start like one', async (t) => {
+  const { protocol, records, shutdowns } = protocolWith(['log', 'shutdown']);
+  const lines = [
+    '~{"type":"log","body":{"textPayload":"type first"}}',
+    '~{"body":{"level":"info","textPayload":"keys sorted"},"type":"log"}',
+    // a later key of the same name wins, as JSON.parse has it
+    '~{"type":"log","body":{"textPayload":"x"},"body":{"textPayload":"last body"}}',
+    '~{"type":"log","body":{"textPayload":"y"},"type":"shutdown"}',
+    '~{"body":{"textPayload":"more keys"},"type":"log","extra":1}',
+    '~{"type":"log","body":{"textPayload":"z"}} trailing}',
+    '~{"type":"log","body":["not an object"]}',
+    '~{"type":"log","body":{"__proto__":{"polluted":true}}}',
+  ];
+  protocol.receive(Buffer.from(lines.join('\n') + '\n'));
+  const worker = records.filter((r) => r.source === 'worker').map((r) => r.message as JsonObject);
+  t.same(worker.slice(0, 4), [
+    { textPayload: 'type first' },
+    { level: 'info', textPayload: 'keys sorted' },
+    { textPayload: 'last body' },
+    { textPayload: 'more keys' },
+  ]);
+  t.equal(shutdowns(), 1, 'the message with a second "type" is a shutdown');
+  t.same(worker[4], { textPayload: lines[5] }, 'not JSON: text');
+  t.equal(worker.length, 6);
+  t.ok(Object.hasOwn(worker[5]!, '__proto__') && !('polluted' in worker[5]!), '__proto__ is an own key');
+  t.match(
+    records.filter((r) => r.level === 'warn').map((r) => r.message),
+    [/body is not an object/],
+  );
+
+  const notAgreed = protocolWith(['shutdown']);
+  notAgreed.protocol.receive(Buffer.from(`${lines[0]}\n${lines[1]}\n`));
+  t.same(
+    notAgreed.records.filter((r) => r.source === 'worker'),
+    [],
+    'without the log capability, nothing is forwarded',
+  );
+  t.equal(notAgreed.records.filter((r) => r.level === 'warn' && /"log" message/.test(r.message as string)).length, 2);
+});
+
 t.test('outgoing messages are validated before sending', async (t) => {
   const { protocol, sent, records } = protocolWith(['graceful-termination', 'new-credentials']);
   t.equal(protocol.send({ type: 'new-credentials', 'client-id': 'c', 'access-token': '' }), false);

@@ -155,6 +155,11 @@ export class WorkerProtocol {
    * every other line, however it starts, is the worker's text output.
    */
   private receiveLine(line: string): void {
+    const body = this.agreed.has('log') ? logBody(line) : undefined;
+    if (body !== undefined) {
+      this.log.worker(body, line);
+      return;
+    }
     const message = this.protocolEnabled ? this.parseMessage(line) : undefined;
     if (message === undefined) this.log.worker({ textPayload: line }, line);
     else this.dispatch(message, line);
@@ -239,6 +244,36 @@ export class WorkerProtocol {
     this.helloReceived = true;
     this.log.info(`worker capabilities: ${this.capabilities.join(', ') || '(none)'}`);
     this.resolveInitialized();
+  }
+}
+
+/** How the two kinds of worker write a log message: JavaScript's JSON.stringify (type first) and Go's encoding/json (keys sorted). */
+const LOG_HEAD = '~{"type":"log","body":';
+const SORTED_LOG_HEAD = '~{"body":';
+const SORTED_LOG_TAIL = ',"type":"log"}';
+
+/**
+ * The body of a log message written exactly as workers write one, parsing
+ * only the body: JSON.parse then builds one object, not two, and skips the
+ * envelope, a quarter of the cost of each line. The line is that message
+ * exactly when the body parses (a second "type", for one, makes it fail).
+ * Anything else, undefined, is parsed in full.
+ */
+function logBody(line: string): JsonObject | undefined {
+  let body: string;
+  if (line.startsWith(LOG_HEAD) && line.charCodeAt(line.length - 1) === 0x7d /* } */) {
+    body = line.slice(LOG_HEAD.length, -1);
+  } else if (line.startsWith(SORTED_LOG_HEAD) && line.endsWith(SORTED_LOG_TAIL)) {
+    body = line.slice(SORTED_LOG_HEAD.length, -SORTED_LOG_TAIL.length);
+  } else {
+    return undefined;
+  }
+  if (body.charCodeAt(0) !== 0x7b /* { */) return undefined;
+  try {
+    const value: unknown = JSON.parse(body);
+    return isJsonObject(value) ? value : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -10,6 +10,8 @@
  * the warm-up before it (default a quarter of the window, at most 20 s).
  * The window's quarters are printed too: what V8 keeps while it compiles
  * the polling code shows as a slope that falls from one quarter to the next.
+ * A second pair runs beside the first with `--jitless`, where V8 compiles
+ * nothing once the code has run: its slope is what the JavaScript keeps.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,6 +29,18 @@ const floorScript = fileURLToPath(new URL('./soak-floor.js', import.meta.url));
 const pollTimes = (imds: FakeEc2Metadata) =>
   imds.requests.filter((r) => r.path === SPOT_INSTANCE_ACTION).map((r) => r.time);
 
+/** Extra V8 flags of each measured pair: as shipped, then with V8's compilers off. */
+const MODES: { name: string; v8Flags: string[] }[] = [
+  { name: 'as shipped', v8Flags: [] },
+  { name: '--jitless', v8Flags: ['--jitless'] },
+];
+
+interface Pair {
+  mode: string;
+  runner: { probe: string; imds: FakeEc2Metadata };
+  floor: { probe: string; imds: FakeEc2Metadata };
+}
+
 export async function benchPollCost(): Promise<void> {
   const seconds = Number(process.env['POLL_COST_SECONDS'] ?? 90);
   const warmUpMs = Number(process.env['POLL_COST_WARMUP_SECONDS'] ?? Math.min(20, seconds / 4)) * 1000;
@@ -34,82 +48,114 @@ export async function benchPollCost(): Promise<void> {
   const tc = await new FakeTaskcluster().start();
   tc.addWorkerPool('bench/poll', 'aws-bench');
   tc.acceptProofsFrom.add('aws-bench');
-  const imds = await new FakeEc2Metadata().start();
-  imds.setUserData({ rootUrl: tc.rootUrl, workerPoolId: 'bench/poll', providerId: 'aws-bench', workerGroup: 'bench' });
-  const floorImds = await new FakeEc2Metadata().start();
+  const fakes: FakeEc2Metadata[] = [];
+  const stops: (() => Promise<unknown>)[] = [];
   try {
-    const runnerProbe = join(dir, 'runner.probe.jsonl');
-    const floorProbe = join(dir, 'floor.probe.jsonl');
-    const config = writeConfig(dir, {
-      provider: { providerType: 'aws', metadataEndpoint: imds.endpoint, terminationPollInterval: INTERVAL_SECONDS },
-      worker: fakeWorkerSection(),
-      getSecrets: false,
-      shutdownCommand: ['/bin/true'],
-    });
-    const run = startCli([config], {
-      nodeArgs: probeNodeArgs,
-      env: {
-        FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }),
-        AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined,
-        ...probeEnv(runnerProbe, 1000),
-      },
-      timeoutMs: (seconds + 120) * 1000,
-    });
-    const floor = spawn(
-      process.execPath,
-      [
-        '--require',
-        networkGuard,
-        ...probeNodeArgs,
-        floorScript,
-        'agent',
-        floorImds.endpoint,
-        String(INTERVAL_SECONDS * 1000),
-      ],
-      {
-        env: { ...process.env, NODE_OPTIONS: '', ...probeEnv(floorProbe, 1000) },
-        stdio: 'ignore',
-      },
-    );
-    const floorClosed = new Promise((resolve) => floor.on('close', resolve));
-    await waitFor('the worker to say hello', () => run.stderr().includes('worker capabilities'), 60_000);
+    const pairs: Pair[] = [];
+    const hellos: Promise<unknown>[] = [];
+    for (const [index, { name, v8Flags }] of MODES.entries()) {
+      const imds = await new FakeEc2Metadata().start();
+      const floorImds = await new FakeEc2Metadata().start();
+      fakes.push(imds, floorImds);
+      imds.setUserData({
+        rootUrl: tc.rootUrl,
+        workerPoolId: 'bench/poll',
+        providerId: 'aws-bench',
+        workerGroup: `bench-${index}`,
+      });
+      const pair: Pair = {
+        mode: name,
+        runner: { probe: join(dir, `runner-${index}.probe.jsonl`), imds },
+        floor: { probe: join(dir, `floor-${index}.probe.jsonl`), imds: floorImds },
+      };
+      const config = writeConfig(
+        dir,
+        {
+          provider: { providerType: 'aws', metadataEndpoint: imds.endpoint, terminationPollInterval: INTERVAL_SECONDS },
+          worker: fakeWorkerSection(),
+          getSecrets: false,
+          shutdownCommand: ['/bin/true'],
+        },
+        { name: `runner-${index}.yaml` },
+      );
+      const run = startCli([config], {
+        nodeArgs: [...v8Flags, ...probeNodeArgs],
+        env: {
+          FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }),
+          AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined,
+          ...probeEnv(pair.runner.probe, 1000),
+        },
+        timeoutMs: (seconds + 120) * 1000,
+      });
+      const floor = spawn(
+        process.execPath,
+        [
+          '--require',
+          networkGuard,
+          ...v8Flags,
+          ...probeNodeArgs,
+          floorScript,
+          'agent',
+          floorImds.endpoint,
+          String(INTERVAL_SECONDS * 1000),
+        ],
+        { env: { ...process.env, NODE_OPTIONS: '', ...probeEnv(pair.floor.probe, 1000) }, stdio: 'ignore' },
+      );
+      const floorClosed = new Promise((resolve) => floor.on('close', resolve));
+      stops.push(() => {
+        run.child.kill('SIGTERM');
+        floor.kill('SIGTERM');
+        return Promise.all([run.done, floorClosed]);
+      });
+      hellos.push(
+        waitFor(`the ${name} worker to say hello`, () => run.stderr().includes('worker capabilities'), 60_000),
+      );
+      pairs.push(pair);
+    }
+    await Promise.all(hellos);
     const from = Date.now() + warmUpMs;
     await new Promise((resolve) => setTimeout(resolve, warmUpMs + seconds * 1000));
     const to = Date.now();
-    run.child.kill('SIGTERM');
-    floor.kill('SIGTERM');
-    await Promise.all([run.done, floorClosed]);
-    const runnerSamples = readProbe(runnerProbe).samples;
-    const floorSamples = readProbe(floorProbe).samples;
-    const figures = (start: number, end: number): [WindowFigures, WindowFigures] => [
-      windowFigures(runnerSamples, pollTimes(imds), start, end),
-      windowFigures(floorSamples, pollTimes(floorImds), start, end),
-    ];
-    report(seconds, warmUpMs, ...figures(from, to));
-    const quarter = (to - from) / 4;
-    for (let i = 0; i < 4; i++) {
-      const [runner, floor] = figures(from + i * quarter, from + (i + 1) * quarter);
-      console.log(
-        `  quarter ${i + 1}: retained heap ${runner.heapPerPoll.toFixed(0)} ± ${runner.heapPerPollError.toFixed(0)} vs ${floor.heapPerPoll.toFixed(0)} ± ${floor.heapPerPollError.toFixed(0)} B/poll (${heapRatio(runner, floor).toFixed(2)}x), CPU ${(runner.cpuUsPerPoll / floor.cpuUsPerPoll).toFixed(2)}x`,
-      );
-    }
+    await Promise.all(stops.splice(0).map((stop) => stop()));
+    console.log(
+      `poll cost (aws watch at ${1 / INTERVAL_SECONDS} polls/s for ${seconds} s, after ${warmUpMs / 1000} s of warm-up; GC forced before each sample)`,
+    );
+    for (const pair of pairs) reportPair(pair, from, to);
   } finally {
+    await Promise.all(stops.map((stop) => stop()));
     rmSync(dir, { recursive: true, force: true });
-    await Promise.all([imds.stop(), floorImds.stop(), tc.stop()]);
+    await Promise.all([...fakes.map((fake) => fake.stop()), tc.stop()]);
   }
 }
 
-function report(seconds: number, warmUpMs: number, runner: WindowFigures, floor: WindowFigures): void {
+/**
+ * One pair's figures. With --jitless V8 compiles nothing after start-up, so
+ * what its slope shows is what the JavaScript keeps; the difference from
+ * the shipped pair is code V8 compiles (and keeps) as functions get hot.
+ */
+function reportPair(pair: Pair, from: number, to: number): void {
+  const runnerSamples = readProbe(pair.runner.probe).samples;
+  const floorSamples = readProbe(pair.floor.probe).samples;
+  const figures = (start: number, end: number): [WindowFigures, WindowFigures] => [
+    windowFigures(runnerSamples, pollTimes(pair.runner.imds), start, end),
+    windowFigures(floorSamples, pollTimes(pair.floor.imds), start, end),
+  ];
+  const [runner, floor] = figures(from, to);
   const line = (name: string, f: WindowFigures) =>
-    `  ${name.padEnd(34)} ${f.polls} polls, CPU ${f.cpuUsPerPoll.toFixed(0)} µs/poll, retained heap ${f.heapPerPoll.toFixed(0)} ± ${f.heapPerPollError.toFixed(0)} B/poll, RSS ${(f.rssEnd / 2 ** 20).toFixed(1)} MiB`;
-  console.log(
-    `poll cost (aws watch at ${1 / INTERVAL_SECONDS} polls/s for ${seconds} s, after ${warmUpMs / 1000} s of warm-up; GC forced before each sample)`,
-  );
+    `    ${name.padEnd(34)} ${f.polls} polls, CPU ${f.cpuUsPerPoll.toFixed(0)} µs/poll, retained heap ${f.heapPerPoll.toFixed(0)} ± ${f.heapPerPollError.toFixed(0)} B/poll, RSS ${(f.rssEnd / 2 ** 20).toFixed(1)} MiB`;
+  console.log(`  ${pair.mode}:`);
   console.log(line('start-worker', runner));
   console.log(line('floor (keep-alive node:http)', floor));
   console.log(
-    `  ratios: CPU ${(runner.cpuUsPerPoll / floor.cpuUsPerPoll).toFixed(2)}x (target <= 1.2x), retained heap ${heapRatio(runner, floor).toFixed(2)}x the floor's (or its noise) (target <= 1.2x)`,
+    `    ratios: CPU ${(runner.cpuUsPerPoll / floor.cpuUsPerPoll).toFixed(2)}x (target <= 1.2x), retained heap ${heapRatio(runner, floor).toFixed(2)}x the floor's (or its noise) (target <= 1.2x)`,
   );
+  const quarter = (to - from) / 4;
+  for (let i = 0; i < 4; i++) {
+    const [r, f] = figures(from + i * quarter, from + (i + 1) * quarter);
+    console.log(
+      `    quarter ${i + 1}: retained heap ${r.heapPerPoll.toFixed(0)} ± ${r.heapPerPollError.toFixed(0)} vs ${f.heapPerPoll.toFixed(0)} ± ${f.heapPerPollError.toFixed(0)} B/poll (${heapRatio(r, f).toFixed(2)}x), CPU ${(r.cpuUsPerPoll / f.cpuUsPerPoll).toFixed(2)}x`,
+    );
+  }
 }
 
 /** A slope within its error of zero is no growth: compare growth, not noise. */

@@ -269,6 +269,20 @@ t.test('no orphans: what the worker leaves behind goes with it', async (t) => {
   t.pass('the child the worker left behind was killed');
 });
 
+t.test('the test worker does not outlive a start-worker killed by a failing test', async (t) => {
+  const { config, env, recorded, started } = setup(t, { capabilities: ['log'] });
+  const run = startCli([config], { env, t });
+  const start = await started();
+  await waitFor('the runner to see hello', () => run.stderr().includes('worker capabilities'));
+  run.child.kill('SIGKILL');
+  await run.done;
+  await waitFor('the worker to exit', () => !isAlive(start.pid!), 5000);
+  t.ok(
+    recorded().some((r) => r.event === 'stdin-closed'),
+    'it saw its stdin close',
+  );
+});
+
 t.test('a daemon the worker started in a session of its own does not keep start-worker waiting', async (t) => {
   const dir = tempDir(t);
   const pidFile = join(dir, 'daemon.pid');

@@ -32,7 +32,10 @@ const pollTimes = (imds: FakeEc2Metadata) =>
 /** Extra V8 flags of each measured pair: as shipped, then with V8's compilers off. */
 const MODES: { name: string; v8Flags: string[] }[] = [
   { name: 'as shipped', v8Flags: [] },
-  { name: '--jitless', v8Flags: ['--jitless'] },
+  {
+    name: "--jitless (V8 compiles nothing once the code has run: the heap slope is what the JavaScript keeps; CPU is the interpreter's)",
+    v8Flags: ['--jitless'],
+  },
 ];
 
 interface Pair {
@@ -108,7 +111,11 @@ export async function benchPollCost(): Promise<void> {
         return Promise.all([run.done, floorClosed]);
       });
       hellos.push(
-        waitFor(`the ${name} worker to say hello`, () => run.stderr().includes('worker capabilities'), 60_000),
+        waitFor(
+          `the worker of the ${v8Flags.join(' ') || 'shipped'} runner to say hello`,
+          () => run.stderr().includes('worker capabilities'),
+          60_000,
+        ),
       );
       pairs.push(pair);
     }

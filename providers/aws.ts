@@ -18,7 +18,7 @@ import {
   resolveMetadataEndpoint,
   type EndpointSettings,
 } from './metadata/endpoint.js';
-import { MetadataError, MetadataPermanentError, notFoundAsUndefined } from './metadata/errors.js';
+import { MetadataError, MetadataPermanentError } from './metadata/errors.js';
 import { describeFailure, MetadataService, type StatusFailure } from './metadata/request.js';
 import { StartupRetries } from './metadata/startup-retry.js';
 import { applyUserData, parseJsonObject, parseUserData } from './metadata/user-data.js';
@@ -325,8 +325,7 @@ class Imdsv2Client {
   /** GET a metadata path: its text, or undefined when the path does not exist (404). */
   async get(path: string, signal?: AbortSignal): Promise<string | undefined> {
     const token = await this.sessionToken(signal);
-    const get = (value: string) =>
-      notFoundAsUndefined(this.service.request({ path, headers: { [TOKEN_HEADER]: value }, signal }));
+    const get = (value: string) => this.service.find({ path, headers: { [TOKEN_HEADER]: value }, signal });
     try {
       return (await get(token))?.body;
     } catch (err) {

@@ -5,7 +5,7 @@ import type { Provider, ProviderPlugin, TerminationRequester, TerminationRequest
 import type { JsonSchema } from '../src/schema.js';
 import type { RunState } from '../src/state.js';
 import { settledInOrder } from '../src/util/in-order.js';
-import { HttpRequestError } from '../src/util/http.js';
+import { HttpRequestError, type HttpResult } from '../src/util/http.js';
 import {
   checkMetadataEndpoint,
   metadataEndpointSchema,
@@ -13,7 +13,7 @@ import {
   type EndpointProblem,
   type EndpointSettings,
 } from './metadata/endpoint.js';
-import { MetadataNotFoundError, MetadataPermanentError, notFoundAsUndefined } from './metadata/errors.js';
+import { MetadataNotFoundError, MetadataPermanentError } from './metadata/errors.js';
 import { MetadataService, type StatusFailure } from './metadata/request.js';
 import { StartupRetries } from './metadata/startup-retry.js';
 import { applyUserData, parseUserData } from './metadata/user-data.js';
@@ -343,8 +343,9 @@ class GoogleMetadataClient {
   }
 
   /** A value, or undefined when the server has none (404). */
-  getOptional(path: string): Promise<MetadataAnswer | undefined> {
-    return notFoundAsUndefined(this.get(path));
+  async getOptional(path: string): Promise<MetadataAnswer | undefined> {
+    const response = await this.exchange(path, () => this.service.find({ path }));
+    return response && this.answer(path, {}, response);
   }
 
   /**
@@ -367,13 +368,21 @@ class GoogleMetadataClient {
     timeoutMs: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<MetadataAnswer> {
-    let response;
+    const response = await this.exchange(path, () => this.service.request({ path, query, timeoutMs, signal }));
+    return this.answer(path, query, response);
+  }
+
+  /** A request whose failure to get any answer names the value asked for. */
+  private async exchange<T>(path: string, send: () => Promise<T>): Promise<T> {
     try {
-      response = await this.service.request({ path, query, timeoutMs, signal });
+      return await send();
     } catch (err) {
       if (err instanceof HttpRequestError) throw new HttpRequestError(`Google metadata ${path}: ${err.message}`);
       throw err;
     }
+  }
+
+  private answer(path: string, query: Record<string, string>, response: HttpResult): MetadataAnswer {
     // What gcp-metadata checks too: a proxy or captive portal answering for
     // metadata.google.internal is not the metadata server.
     if (response.headers.get('metadata-flavor') !== 'Google') {

@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { sleep, withRetries } from '../src/util/backoff.js';
 import { httpRequest, preconnect } from '../src/util/http.js';
+import { MetadataNotFoundError, MetadataPermanentError, MetadataTransientError } from '../providers/metadata/errors.js';
+import { MetadataService } from '../providers/metadata/request.js';
 import { Poller } from '../src/util/poller.js';
 import { LoopbackServer } from './fakes/http.js';
 import { waitFor } from './helpers.js';
@@ -128,6 +130,35 @@ t.test('httpRequest leaves no listener on the caller signal, answered, failed or
   abort.abort();
   await t.rejects(pending, /aborted/);
 });
+
+t.test(
+  'MetadataService: find answers a missing value (404) with undefined, and fails as request does otherwise',
+  async (t) => {
+    const statuses: Record<string, number> = { '/here': 200, '/missing': 404, '/busy': 503, '/refused': 403 };
+    const server = await LoopbackServer.start((req, res) => {
+      res.statusCode = statuses[req.url ?? ''] ?? 500;
+      res.end(res.statusCode === 200 ? 'value' : '<html><body><h1>nope</h1></body></html>');
+    });
+    t.teardown(() => server.stop());
+    const service = new MetadataService(server.url);
+    t.equal((await service.find({ path: '/here' }))?.body, 'value');
+    t.equal(await service.find({ path: '/missing' }), undefined);
+    await t.rejects(
+      service.request({ path: '/missing' }),
+      new MetadataNotFoundError(`GET ${server.url}/missing: HTTP 404: nope`),
+    );
+    for (const request of [service.find.bind(service), service.request.bind(service)]) {
+      const busy = await request({ path: '/busy' }).catch((err: unknown) => err);
+      t.ok(busy instanceof MetadataTransientError, 'a 503 is transient');
+      t.match(busy, { status: 503, message: `GET ${server.url}/busy: HTTP 503: nope` });
+      const refused = await request({ path: '/refused' }).catch((err: unknown) => err);
+      t.ok(
+        refused instanceof MetadataPermanentError && !(refused instanceof MetadataNotFoundError),
+        'a 403 is permanent',
+      );
+    }
+  },
+);
 
 t.test('sleepUntil refuses a time that is not a number (an unparsable expiry), instead of spinning', async (t) => {
   await t.rejects(sleepUntil(Number.NaN), /not a time/);

@@ -42,16 +42,6 @@ export class MetadataNotFoundError extends MetadataPermanentError {
   }
 }
 
-/** The answer, or undefined when the service has no such value (404). */
-export async function notFoundAsUndefined<T>(request: Promise<T>): Promise<T | undefined> {
-  try {
-    return await request;
-  } catch (err) {
-    if (err instanceof MetadataNotFoundError) return undefined;
-    throw err;
-  }
-}
-
 /** Worth retrying: no answer at all (timeout, refused, reset), or a transient status. */
 export function isTransientMetadataError(err: unknown): boolean {
   return err instanceof HttpRequestError || err instanceof MetadataTransientError;

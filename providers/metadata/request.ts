@@ -67,20 +67,37 @@ export class MetadataService {
 
   /** The answer when its status is 2xx; otherwise a MetadataNotFoundError, MetadataTransientError or MetadataPermanentError. */
   async request(request: MetadataRequest): Promise<HttpResult> {
-    const method = request.method ?? 'GET';
     const url = this.url(request.path, request.query);
-    const result = await httpRequest(url, {
-      method,
+    return this.checked(request, url, await this.send(request, url));
+  }
+
+  /**
+   * As request(), but a 404 (the service has no such value) is undefined,
+   * with no error built for it: a watcher's every poll of a notice that is
+   * not there is one.
+   */
+  async find(request: MetadataRequest): Promise<HttpResult | undefined> {
+    const url = this.url(request.path, request.query);
+    const result = await this.send(request, url);
+    return result.status === 404 ? undefined : this.checked(request, url, result);
+  }
+
+  private send(request: MetadataRequest, url: string): Promise<HttpResult> {
+    return httpRequest(url, {
+      method: request.method ?? 'GET',
       headers: { ...this.options.headers, ...request.headers },
       timeoutMs: request.timeoutMs ?? METADATA_TIMEOUT_MS,
       body: request.body,
       signal: request.signal,
     });
+  }
+
+  private checked(request: MetadataRequest, url: string, result: HttpResult): HttpResult {
     const { status } = result;
     if (status >= 200 && status <= 299) return result;
     const transient = status === 429 || status >= 500 || (this.options.transientStatuses ?? []).includes(status);
     const failure: StatusFailure = {
-      method,
+      method: request.method ?? 'GET',
       path: request.path,
       url,
       status,

@@ -88,7 +88,7 @@ export async function benchPollCost(): Promise<void> {
           AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined,
           ...probeEnv(pair.runner.probe, 1000),
         },
-        timeoutMs: (seconds + 120) * 1000,
+        timeoutMs: warmUpMs + (seconds + 120) * 1000,
       });
       const floor = spawn(
         process.execPath,

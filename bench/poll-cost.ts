@@ -41,103 +41,119 @@ const MODES: { name: string; v8Flags: string[] }[] = [
   },
 ];
 
+interface Side {
+  probe: string;
+  imds: FakeEc2Metadata;
+}
+
 interface Pair {
   mode: string;
-  runner: { probe: string; imds: FakeEc2Metadata };
-  floor: { probe: string; imds: FakeEc2Metadata };
+  runner: Side;
+  floor: Side;
+  /** Resolves once the runner's worker has said hello. */
+  started: Promise<unknown>;
+  /** SIGTERM to both; resolves once both have exited. */
+  stop(): Promise<unknown>;
 }
 
 export async function benchPollCost(): Promise<void> {
   const seconds = Number(process.env['POLL_COST_SECONDS'] ?? 300);
   const warmUpMs = Number(process.env['POLL_COST_WARMUP_SECONDS'] ?? 600) * 1000;
+  const timeoutMs = warmUpMs + (seconds + 120) * 1000;
   const dir = mkdtempSync(join(tmpdir(), 'start-worker-poll-cost-'));
   // No renewals: credentials that outlast the run (a worker without
   // new-credentials, as here, is asked to stop when they near expiry).
-  const tc = await new FakeTaskcluster({ credentialLifetimeSeconds: 2 * (warmUpMs / 1000 + seconds) + 3600 }).start();
+  const tc = await new FakeTaskcluster({ credentialLifetimeSeconds: 2 * (timeoutMs / 1000) }).start();
   tc.addWorkerPool('bench/poll', 'aws-bench');
   tc.acceptProofsFrom.add('aws-bench');
-  const fakes: FakeEc2Metadata[] = [];
-  const stops: (() => Promise<unknown>)[] = [];
+  const pairs: Pair[] = [];
   try {
-    const pairs: Pair[] = [];
-    const hellos: Promise<unknown>[] = [];
-    for (const [index, { name, v8Flags }] of MODES.entries()) {
-      const imds = await new FakeEc2Metadata().start();
-      const floorImds = await new FakeEc2Metadata().start();
-      fakes.push(imds, floorImds);
-      imds.setUserData({
-        rootUrl: tc.rootUrl,
-        workerPoolId: 'bench/poll',
-        providerId: 'aws-bench',
-        workerGroup: `bench-${index}`,
-      });
-      const pair: Pair = {
-        mode: name,
-        runner: { probe: join(dir, `runner-${index}.probe.jsonl`), imds },
-        floor: { probe: join(dir, `floor-${index}.probe.jsonl`), imds: floorImds },
-      };
-      const config = writeConfig(
-        dir,
-        {
-          provider: { providerType: 'aws', metadataEndpoint: imds.endpoint, terminationPollInterval: INTERVAL_SECONDS },
-          worker: fakeWorkerSection(),
-          getSecrets: false,
-          shutdownCommand: ['/bin/true'],
-        },
-        { name: `runner-${index}.yaml` },
-      );
-      const run = startCli([config], {
-        nodeArgs: [...v8Flags, ...probeNodeArgs],
-        env: {
-          FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }),
-          AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined,
-          ...probeEnv(pair.runner.probe, 1000),
-        },
-        timeoutMs: warmUpMs + (seconds + 120) * 1000,
-      });
-      const floor = spawn(
-        process.execPath,
-        [
-          '--require',
-          networkGuard,
-          ...v8Flags,
-          ...probeNodeArgs,
-          floorScript,
-          'agent',
-          floorImds.endpoint,
-          String(INTERVAL_SECONDS * 1000),
-        ],
-        { env: { ...process.env, NODE_OPTIONS: '', ...probeEnv(pair.floor.probe, 1000) }, stdio: 'ignore' },
-      );
-      const floorClosed = new Promise((resolve) => floor.on('close', resolve));
-      stops.push(() => {
-        run.child.kill('SIGTERM');
-        floor.kill('SIGTERM');
-        return Promise.all([run.done, floorClosed]);
-      });
-      hellos.push(
-        waitFor(
-          `the worker of the ${v8Flags.join(' ') || 'shipped'} runner to say hello`,
-          () => run.stderr().includes('worker capabilities'),
-          60_000,
-        ),
-      );
-      pairs.push(pair);
-    }
-    await Promise.all(hellos);
+    for (const [index, mode] of MODES.entries()) pairs.push(await startPair(tc, dir, index, mode, timeoutMs));
+    await Promise.all(pairs.map((pair) => pair.started));
     const from = Date.now() + warmUpMs;
     await new Promise((resolve) => setTimeout(resolve, warmUpMs + seconds * 1000));
     const to = Date.now();
-    await Promise.all(stops.splice(0).map((stop) => stop()));
+    await Promise.all(pairs.map((pair) => pair.stop()));
     console.log(
       `poll cost (aws watch at ${1 / INTERVAL_SECONDS} polls/s for ${seconds} s, after ${warmUpMs / 1000} s of warm-up; GC forced before each sample)`,
     );
     for (const pair of pairs) reportPair(pair, from, to);
   } finally {
-    await Promise.all(stops.map((stop) => stop()));
+    await Promise.all(pairs.map((pair) => pair.stop()));
     rmSync(dir, { recursive: true, force: true });
-    await Promise.all([...fakes.map((fake) => fake.stop()), tc.stop()]);
+    await Promise.all([...pairs.flatMap((pair) => [pair.runner.imds.stop(), pair.floor.imds.stop()]), tc.stop()]);
   }
+}
+
+/** An aws start-worker and a floor poller, each polling a metadata fake of its own, both with `mode`'s V8 flags. */
+async function startPair(
+  tc: FakeTaskcluster,
+  dir: string,
+  index: number,
+  { name, v8Flags }: (typeof MODES)[number],
+  timeoutMs: number,
+): Promise<Pair> {
+  const runner: Side = { probe: join(dir, `runner-${index}.probe.jsonl`), imds: await new FakeEc2Metadata().start() };
+  const floor: Side = { probe: join(dir, `floor-${index}.probe.jsonl`), imds: await new FakeEc2Metadata().start() };
+  runner.imds.setUserData({
+    rootUrl: tc.rootUrl,
+    workerPoolId: 'bench/poll',
+    providerId: 'aws-bench',
+    workerGroup: `bench-${index}`,
+  });
+  const config = writeConfig(
+    dir,
+    {
+      provider: {
+        providerType: 'aws',
+        metadataEndpoint: runner.imds.endpoint,
+        terminationPollInterval: INTERVAL_SECONDS,
+      },
+      worker: fakeWorkerSection(),
+      getSecrets: false,
+      shutdownCommand: ['/bin/true'],
+    },
+    { name: `runner-${index}.yaml` },
+  );
+  const run = startCli([config], {
+    nodeArgs: [...v8Flags, ...probeNodeArgs],
+    env: {
+      FAKE_WORKER: JSON.stringify({ capabilities: ['graceful-termination'], onGracefulTermination: { exit: 0 } }),
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined,
+      ...probeEnv(runner.probe, 1000),
+    },
+    timeoutMs,
+  });
+  const floorProcess = spawn(
+    process.execPath,
+    [
+      '--require',
+      networkGuard,
+      ...v8Flags,
+      ...probeNodeArgs,
+      floorScript,
+      'agent',
+      floor.imds.endpoint,
+      String(INTERVAL_SECONDS * 1000),
+    ],
+    { env: { ...process.env, NODE_OPTIONS: '', ...probeEnv(floor.probe, 1000) }, stdio: 'ignore' },
+  );
+  const floorClosed = new Promise((resolve) => floorProcess.on('close', resolve));
+  return {
+    mode: name,
+    runner,
+    floor,
+    started: waitFor(
+      `the worker of the ${v8Flags.join(' ') || 'shipped'} runner to say hello`,
+      () => run.stderr().includes('worker capabilities'),
+      60_000,
+    ),
+    stop() {
+      run.child.kill('SIGTERM');
+      floorProcess.kill('SIGTERM');
+      return Promise.all([run.done, floorClosed]);
+    },
+  };
 }
 
 /**

@@ -41,8 +41,6 @@ interface WorkerScript {
   exitAfterCredentials?: { count: number; code: number };
 }
 
-const STDIN_CLOSED_EXIT_CODE = 86;
-
 const script = JSON.parse(process.env['FAKE_WORKER'] ?? '{}') as WorkerScript;
 const recordFile = process.env['FAKE_WORKER_RECORD'];
 
@@ -100,37 +98,37 @@ record({
 });
 
 let credentialsReceived = 0;
-createInterface({ input: process.stdin })
-  .on('line', (line) => {
-    if (!line.startsWith('~')) return;
-    const message = JSON.parse(line.slice(1)) as Record<string, unknown>;
-    record({ event: 'message', message });
-    if (message['type'] === 'welcome' && script.capabilities !== null) {
-      setTimeout(() => {
-        send({ type: 'hello', capabilities: script.capabilities ?? [] });
-        record({ event: 'hello' });
-        afterHello();
-      }, script.helloDelayMs ?? 0);
-    }
-    if (
-      message['type'] === 'graceful-termination' &&
-      script.onGracefulTermination &&
-      script.onGracefulTermination !== 'ignore'
-    ) {
-      exit(script.onGracefulTermination.exit);
-    }
-    if (message['type'] === 'new-credentials' && script.exitAfterCredentials) {
-      credentialsReceived += 1;
-      if (credentialsReceived >= script.exitAfterCredentials.count) exit(script.exitAfterCredentials.code);
-    }
-  })
-  .on('close', () => {
-    // start-worker never closes a worker's stdin, so this is start-worker
-    // gone (a failing test's teardown SIGKILLs it): a worker left running
-    // would outlive the suite. The code is one nothing else here exits with.
-    record({ event: 'stdin-closed' });
-    process.exit(STDIN_CLOSED_EXIT_CODE);
-  });
+const input = createInterface({ input: process.stdin });
+input.on('line', (line) => {
+  if (!line.startsWith('~')) return;
+  const message = JSON.parse(line.slice(1)) as Record<string, unknown>;
+  record({ event: 'message', message });
+  if (message['type'] === 'welcome' && script.capabilities !== null) {
+    setTimeout(() => {
+      send({ type: 'hello', capabilities: script.capabilities ?? [] });
+      record({ event: 'hello' });
+      afterHello();
+    }, script.helloDelayMs ?? 0);
+  }
+  if (
+    message['type'] === 'graceful-termination' &&
+    script.onGracefulTermination &&
+    script.onGracefulTermination !== 'ignore'
+  ) {
+    exit(script.onGracefulTermination.exit);
+  }
+  if (message['type'] === 'new-credentials' && script.exitAfterCredentials) {
+    credentialsReceived += 1;
+    if (credentialsReceived >= script.exitAfterCredentials.count) exit(script.exitAfterCredentials.code);
+  }
+});
+// start-worker never closes a worker's stdin, so this is start-worker gone
+// (a failing test's teardown SIGKILLs it): a worker left running would
+// outlive the suite. 86 is a code nothing else here exits with.
+input.on('close', () => {
+  record({ event: 'stdin-closed' });
+  process.exit(86);
+});
 
 if (script.capabilities === null) afterHello();
 
